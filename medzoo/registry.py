@@ -1,0 +1,291 @@
+"""Registry: a model name -> its builder, architecture configuration and input/output spec.
+
+The spec is what whole-scan inference and the hub need to use a model correctly: which channels
+in which order, the orientation and voxel spacing the model works in, how intensities are
+normalised, the training patch size, and what the outputs mean (label names, left/right pairs,
+units). Spacings are (x, y, z) in mm as SimpleITK gives them; patch sizes are (z, y, x) voxels,
+the array axis order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+from medzoo.models import ConvAutoencoder3D, ResidualUNet3D, ResNet3D, SuperResolution3D
+
+TASKS = ("segmentation", "regression", "classification", "autoencoder", "super_resolution")
+
+#: Percentile clipping to [0.5, 99.5] % of the non-zero voxels, then scaling to [0, 1]: robust to
+#: the arbitrary intensity scale of MR scanners.
+MR_PERCENTILE = {"method": "percentile", "low": 0.5, "high": 99.5, "out_range": [0.0, 1.0]}
+
+MRBRAINS13_LABELS = {
+    0: "background",
+    1: "cortical grey matter",
+    2: "basal ganglia",
+    3: "white matter",
+    4: "white matter lesions",
+    5: "extracerebral CSF",
+    6: "ventricles",
+    7: "cerebellum",
+    8: "brainstem",
+}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model expects to see.
+
+    Attributes:
+        channels: channel names in the order of the last array axis (e.g. ("T1", "T2")).
+        orientation: anatomical orientation the arrays are resampled to (e.g. "RAS").
+        spacing_mm: voxel spacing (x, y, z) in mm of the model's working grid.
+        normalization: per-channel intensity normalisation (see ``MR_PERCENTILE``).
+        patch_size: training patch / window size (z, y, x) in voxels.
+        size_multiple: spatial sizes must be multiples of this (z, y, x); fixed-size models
+            (autoencoders) need exactly ``patch_size``.
+        fixed_size: True when the model only accepts ``patch_size``.
+        value_range: range of the normalised intensities the model was trained on.
+    """
+
+    channels: tuple[str, ...]
+    orientation: str
+    spacing_mm: tuple[float, float, float]
+    normalization: dict
+    patch_size: tuple[int, int, int]
+    size_multiple: tuple[int, int, int] = (1, 1, 1)
+    fixed_size: bool = False
+    value_range: tuple[float, float] = (0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What a model's outputs mean.
+
+    Attributes:
+        kind: "label_probabilities", "value", "class_probabilities", "reconstruction" or "image".
+        labels: label id -> name for segmentation; class index -> name for classification.
+        left_right_pairs: label ids that swap under a left/right flip (segmentation only).
+        units: unit of a regression output (e.g. "years").
+        spacing_mm: output voxel spacing (x, y, z) in mm where it differs from the input's.
+    """
+
+    kind: str
+    labels: dict[int, str] | None = None
+    left_right_pairs: tuple[tuple[int, int], ...] = ()
+    units: str | None = None
+    spacing_mm: tuple[float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry: how to build the network and how to feed and read it."""
+
+    name: str
+    task: str
+    description: str
+    builder: Callable[..., keras.Model]
+    config: dict[str, Any]
+    input: InputSpec
+    output: OutputSpec
+    loss: str
+    metrics: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description (for metadata.json and ``medzoo info``)."""
+        return {
+            "name": self.name,
+            "task": self.task,
+            "description": self.description,
+            "builder": self.builder.__name__,
+            "config": dict(self.config),
+            "input": dataclasses.asdict(self.input),
+            "output": dataclasses.asdict(self.output),
+            "loss": self.loss,
+            "metrics": list(self.metrics),
+        }
+
+
+_IXI_T1 = dict(
+    channels=("T1",),
+    orientation="RAS",
+    spacing_mm=(3.0, 3.0, 3.0),
+    normalization=MR_PERCENTILE,
+    patch_size=(64, 80, 64),
+)
+
+_SPECS = [
+    ModelSpec(
+        name="unet3d_mrbrains",
+        task="segmentation",
+        description=(
+            "Residual 3D U-Net segmenting brain MRI into the 8 MRBrainS13 tissue classes from "
+            "T1, T1-IR and T2-FLAIR scans with 3 mm slices (anisotropic strides keep z coarse)."
+        ),
+        builder=ResidualUNet3D,
+        config=dict(
+            in_channels=3,
+            num_classes=9,
+            filters=(16, 32, 48, 96),
+            strides=((1, 1, 1), (1, 2, 2), (1, 2, 2), (2, 2, 2)),
+            units_per_level=2,
+            decoder_units=1,
+            upsampling="linear",
+            normalization="batch",
+            channel_names=("T1", "T1_IR", "T2_FLAIR"),
+            name="unet3d_mrbrains",
+        ),
+        input=InputSpec(
+            channels=("T1", "T1_IR", "T2_FLAIR"),
+            orientation="RAS",
+            spacing_mm=(1.0, 1.0, 3.0),
+            normalization=MR_PERCENTILE,
+            patch_size=(24, 96, 96),
+            size_multiple=(2, 8, 8),
+        ),
+        output=OutputSpec(kind="label_probabilities", labels=MRBRAINS13_LABELS),
+        loss="dice+weighted_ce",
+        metrics=("dice_per_label",),
+    ),
+    ModelSpec(
+        name="resnet3d_ixi_age",
+        task="regression",
+        description="3D ResNet regressing age in years from a T1-weighted head scan (IXI).",
+        builder=ResNet3D,
+        config=dict(
+            in_channels=1,
+            task="regression",
+            num_outputs=1,
+            filters=(16, 32, 64, 128),
+            strides=(1, 2, 2, 2),
+            output_scale=20.0,
+            output_offset=50.0,
+            channel_names=("T1",),
+            name="resnet3d_ixi_age",
+        ),
+        input=InputSpec(**_IXI_T1),
+        output=OutputSpec(kind="value", units="years"),
+        loss="mae",
+        metrics=("mae",),
+    ),
+    ModelSpec(
+        name="resnet3d_ixi_sex",
+        task="classification",
+        description="3D ResNet classifying sex (female/male) from a T1-weighted head scan (IXI).",
+        builder=ResNet3D,
+        config=dict(
+            in_channels=1,
+            task="classification",
+            num_outputs=2,
+            filters=(16, 32, 64, 128),
+            strides=(1, 2, 2, 2),
+            channel_names=("T1",),
+            name="resnet3d_ixi_sex",
+        ),
+        input=InputSpec(**_IXI_T1),
+        output=OutputSpec(kind="class_probabilities", labels={0: "female", 1: "male"}),
+        loss="categorical_crossentropy",
+        metrics=("accuracy", "auc"),
+    ),
+    ModelSpec(
+        name="cae3d_ixi",
+        task="autoencoder",
+        description=(
+            "Convolutional 3D autoencoder compressing co-registered T1, T2 and PD head scans "
+            "(3 mm) into a 128-value latent vector and reconstructing them."
+        ),
+        builder=ConvAutoencoder3D,
+        config=dict(
+            in_channels=3,
+            input_shape=(64, 80, 64),
+            latent_dim=128,
+            filters=(16, 32, 48, 32),
+            strides=(2, 2, 2, 2),
+            channel_names=("T1", "T2", "PD"),
+            name="cae3d_ixi",
+        ),
+        input=InputSpec(
+            **{**_IXI_T1, "channels": ("T1", "T2", "PD")},
+            size_multiple=(16, 16, 16),
+            fixed_size=True,
+        ),
+        output=OutputSpec(kind="reconstruction"),
+        loss="mse",
+        metrics=("psnr", "ssim"),
+    ),
+    ModelSpec(
+        name="srnet3d_ixi",
+        task="super_resolution",
+        description=(
+            "3D super-resolution of T1 scans by a factor (4, 4, 4): 4 mm in, 1 mm out, learned "
+            "as a correction on top of trilinear interpolation."
+        ),
+        builder=SuperResolution3D,
+        config=dict(
+            in_channels=1,
+            factors=(4, 4, 4),
+            filters=32,
+            num_units=4,
+            channel_names=("T1",),
+            name="srnet3d_ixi",
+        ),
+        input=InputSpec(
+            channels=("T1",),
+            orientation="RAS",
+            spacing_mm=(4.0, 4.0, 4.0),
+            normalization=MR_PERCENTILE,
+            patch_size=(16, 16, 16),
+        ),
+        output=OutputSpec(kind="image", spacing_mm=(1.0, 1.0, 1.0)),
+        loss="mae",
+        metrics=("psnr", "ssim"),
+    ),
+]
+
+REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+
+
+class UnknownModelError(ValueError):
+    """A registry name that is not registered (the message lists the close matches)."""
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    return sorted(REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` registered under ``name``; an unknown name lists close matches."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, REGISTRY, n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownModelError(
+            f"Unknown model {name!r}.{hint} Registered models: {', '.join(list_models())}."
+        ) from None
+
+
+def build(name: str, **overrides: Any) -> keras.Model:
+    """Build the registered architecture ``name`` with freshly initialised weights.
+
+    ``overrides`` replace entries of the registered configuration, e.g.
+    ``build("unet3d_mrbrains", num_classes=5)``; unknown keys raise a ValueError listing the
+    accepted ones.
+    """
+    spec = get_spec(name)
+    accepted = set(inspect.signature(spec.builder).parameters)
+    unknown = sorted(set(overrides) - accepted)
+    if unknown:
+        raise ValueError(
+            f"{name} ({spec.builder.__name__}) does not take {', '.join(unknown)}; "
+            f"accepted overrides: {', '.join(sorted(accepted))}."
+        )
+    return spec.builder(**{**spec.config, **overrides})

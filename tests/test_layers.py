@@ -1,0 +1,153 @@
+"""Numerics and serialisation of the 3D layers (run on TensorFlow and on JAX)."""
+
+import keras
+import numpy as np
+import pytest
+
+from medzoo.layers import LearnedUpsampling3D, LinearUpsampling3D, ResidualUnit3D, SpatialSizeCheck
+
+pytestmark = pytest.mark.backend
+
+
+def _ramp(shape=(4, 5, 6), coefficients=(2.0, 3.0, -1.0)):
+    grids = np.meshgrid(*[np.arange(n, dtype="float32") for n in shape], indexing="ij")
+    return sum(c * g for c, g in zip(coefficients, grids, strict=True))[None, ..., None]
+
+
+def _expected_linear(volume, factors):
+    """Half-voxel, edge-clamped linear upsampling of a (z, y, x) ramp, computed analytically."""
+    shape = volume.shape
+    coords = [
+        np.clip((np.arange(n * f) + 0.5) / f - 0.5, 0, n - 1)
+        for n, f in zip(shape, factors, strict=True)
+    ]
+    z, y, x = np.meshgrid(*coords, indexing="ij")
+    return 2.0 * z + 3.0 * y - 1.0 * x
+
+
+@pytest.mark.parametrize("factors", [(2, 2, 2), (1, 2, 2), (2, 3, 4), (3, 1, 1)])
+def test_linear_upsampling_is_exact_on_a_ramp(factors):
+    ramp = _ramp()
+    out = keras.ops.convert_to_numpy(LinearUpsampling3D(factors)(ramp))
+    assert out.shape == (1, 4 * factors[0], 5 * factors[1], 6 * factors[2], 1)
+    np.testing.assert_allclose(
+        out[0, ..., 0], _expected_linear(ramp[0, ..., 0], factors), atol=1e-5
+    )
+    # Away from the clamped borders the output is the ramp itself at the new voxel centres.
+    inner = tuple(slice(f, -f if f > 1 else None) for f in factors)
+    assert np.ptp(np.diff(out[0, ..., 0][inner], axis=2)) < 1e-5
+
+
+def test_linear_upsampling_keeps_constant_and_mean():
+    rng = np.random.default_rng(0)
+    volume = rng.normal(size=(2, 3, 4, 5, 2)).astype("float32")
+    out = keras.ops.convert_to_numpy(LinearUpsampling3D(2)(volume))
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), volume.mean(axis=(1, 2, 3)), atol=1e-5)
+    constant = np.full((1, 3, 3, 3, 1), 7.0, "float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(LinearUpsampling3D(3)(constant)), 7.0)
+    assert not LinearUpsampling3D(2).trainable_weights
+
+
+@pytest.mark.parametrize("factors", [(2, 2, 2), (1, 2, 2), (4, 4, 4), (3, 2, 1)])
+def test_learned_upsampling_starts_as_linear(factors):
+    rng = np.random.default_rng(1)
+    volume = rng.normal(size=(2, 3, 4, 5, 3)).astype("float32")
+    linear = keras.ops.convert_to_numpy(LinearUpsampling3D(factors)(volume))
+    learned_layer = LearnedUpsampling3D(factors)
+    learned = keras.ops.convert_to_numpy(learned_layer(volume))
+    np.testing.assert_allclose(learned, linear, atol=1e-5)
+    assert len(learned_layer.trainable_weights) == 2  # kernel and bias train
+
+
+def test_learned_upsampling_can_change_channels():
+    out = LearnedUpsampling3D(2, filters=5)(np.ones((1, 2, 2, 2, 3), "float32"))
+    assert tuple(out.shape) == (1, 4, 4, 4, 5)
+
+
+@pytest.mark.parametrize(
+    ("strides", "filters", "expected"),
+    [(1, 4, (2, 8, 8, 8, 4)), (2, 6, (2, 4, 4, 4, 6)), ((1, 2, 2), 4, (2, 8, 4, 4, 4))],
+)
+def test_residual_unit_shapes(strides, filters, expected):
+    unit = ResidualUnit3D(filters, strides=strides)
+    out = unit(np.ones((2, 8, 8, 8, 4), "float32"))
+    assert tuple(out.shape) == expected
+    has_projection = strides != 1 or filters != 4
+    assert (unit.projection is not None) == has_projection
+
+
+def test_residual_unit_with_identity_shortcut_passes_input_when_convs_are_zero():
+    unit = ResidualUnit3D(3, normalization="none")
+    x = np.random.default_rng(2).normal(size=(1, 4, 4, 4, 3)).astype("float32")
+    unit(x)
+    unit.set_weights([np.zeros_like(w) for w in unit.get_weights()])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(unit(x)), x, atol=1e-6)
+
+
+@pytest.mark.parametrize("normalization", ["batch", "instance", "group", "layer", "none"])
+def test_gradients_reach_the_first_layer(normalization):
+    inputs = keras.Input((8, 8, 8, 2))
+    x = keras.layers.Conv3D(8, 3, padding="same", name="first")(inputs)
+    x = ResidualUnit3D(8, strides=2, normalization=normalization)(x)
+    x = ResidualUnit3D(8, normalization=normalization, activation="elu")(x)
+    x = LearnedUpsampling3D(2)(x)
+    outputs = LinearUpsampling3D(1)(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    first_before = model.get_layer("first").get_weights()[0].copy()
+    rng = np.random.default_rng(3)
+    model.train_on_batch(rng.normal(size=(2, 8, 8, 8, 2)), rng.normal(size=(2, 8, 8, 8, 8)))
+    assert np.abs(model.get_layer("first").get_weights()[0] - first_before).max() > 0
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        ResidualUnit3D(4, strides=(1, 2, 2), activation="relu", normalization="instance"),
+        LinearUpsampling3D((1, 2, 2)),
+        LearnedUpsampling3D((2, 1, 2)),
+        SpatialSizeCheck((2, 4, 4), channels=4, channel_names=["a", "b", "c", "d"]),
+    ],
+    ids=lambda layer: type(layer).__name__,
+)
+def test_layers_round_trip_through_keras_files(layer, tmp_path):
+    inputs = keras.Input((4, 8, 8, 4))
+    model = keras.Model(inputs, layer(inputs))
+    x = np.random.default_rng(4).normal(size=(1, 4, 8, 8, 4)).astype("float32")
+    path = tmp_path / "layer.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(reloaded(x)), keras.ops.convert_to_numpy(model(x)), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(filters=4, activation="swishy"), "Unknown activation 'swishy'"),
+        (dict(filters=4, normalization="weight"), "Unknown normalization 'weight'"),
+        (dict(filters=4, strides=(1, 2)), "strides must be"),
+        (dict(filters=0), "filters must be a positive int"),
+    ],
+)
+def test_residual_unit_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ResidualUnit3D(**kwargs)
+
+
+def test_layers_reject_wrong_rank():
+    with pytest.raises(ValueError, match="5D tensor"):
+        ResidualUnit3D(4)(np.ones((8, 8, 8, 1), "float32"))
+    with pytest.raises(ValueError, match="5D tensor"):
+        LinearUpsampling3D(2)(np.ones((1, 8, 8, 1), "float32"))
+
+
+def test_size_check_names_the_problem_and_the_fix():
+    check = SpatialSizeCheck((2, 8, 8), channels=3, channel_names=["T1", "T1_IR", "T2_FLAIR"])
+    with pytest.raises(ValueError, match=r"y=12 is not a multiple of 8.*\(4, 16, 16\)"):
+        check(np.ones((1, 4, 12, 16, 3), "float32"))
+    with pytest.raises(
+        ValueError, match=r"Expected 3 input channels \(T1, T1_IR, T2_FLAIR\), got 2"
+    ):
+        check(np.ones((1, 4, 16, 16, 2), "float32"))
