@@ -1,0 +1,683 @@
+"""Reading and writing 3D medical images with their physical geometry.
+
+Everything SimpleITK reads is supported (NIfTI ``.nii``/``.nii.gz``, NRRD, MetaImage
+``.mha``/``.mhd``, ...) plus folders holding a DICOM series. Conventions:
+
+- Arrays are ``(z, y, x)`` as :func:`SimpleITK.GetArrayFromImage` gives them, with a trailing
+  channel axis ``(z, y, x, c)`` for multi-channel data.
+- Geometry tuples (origin, spacing, size) are in SimpleITK ``(x, y, z)`` order; origin and spacing
+  are in mm, in the LPS patient coordinate system SimpleITK uses for every format.
+- Every array travels with a :class:`Geometry`, so any result can be written back onto the grid of
+  the scan it came from.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import math
+import os
+import shutil
+import struct
+import tempfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk  # noqa: N813
+from numpy.typing import DTypeLike
+from tqdm.auto import tqdm
+
+__all__ = [
+    "Geometry",
+    "ImageReadError",
+    "array_to_image",
+    "image_to_array",
+    "read_channels",
+    "read_dicom_series",
+    "read_image",
+    "read_label",
+    "read_volume",
+    "write_image",
+]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike
+
+_ORTHONORMAL_TOL = 1e-3  # direction cosines read from real headers are orthonormal to ~1e-6
+
+
+class ImageReadError(ValueError):
+    """A file or folder exists but does not hold a readable 3D image."""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The physical grid of a 3D image, in SimpleITK conventions.
+
+    Attributes:
+        origin: physical position (x, y, z) in mm of the centre of voxel (0, 0, 0), LPS.
+        spacing: voxel size (x, y, z) in mm, all > 0.
+        direction: 9 direction cosines, row-major 3x3 matrix whose columns are the x, y and z
+            image axes in LPS patient space (SimpleITK's ``GetDirection`` order).
+        size: number of voxels (x, y, z); the matching array shape is :attr:`shape` (z, y, x).
+    """
+
+    origin: tuple[float, float, float]
+    spacing: tuple[float, float, float]
+    direction: tuple[float, ...]
+    size: tuple[int, int, int]
+
+    def __post_init__(self) -> None:
+        origin = _float_tuple(self.origin, 3, "origin")
+        spacing = _float_tuple(self.spacing, 3, "spacing")
+        direction = _float_tuple(self.direction, 9, "direction")
+        size = _int_tuple(self.size)
+        if len(size) != 3 or min(size) < 1:
+            raise ValueError(
+                f"Geometry size must be 3 positive integers (x, y, z) in voxels, got {self.size!r}"
+            )
+        if any(not s > 0 for s in spacing):
+            raise ValueError(
+                f"Geometry spacing must be 3 positive numbers (x, y, z) in mm, got {spacing!r}"
+            )
+        matrix = np.asarray(direction).reshape(3, 3)
+        if not np.allclose(matrix.T @ matrix, np.eye(3), atol=_ORTHONORMAL_TOL):
+            raise ValueError(
+                f"Geometry direction {direction!r} is not an orthonormal 3x3 matrix (row-major); "
+                "pass the 9 direction cosines as SimpleITK's Image.GetDirection() returns them"
+            )
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "spacing", spacing)
+        object.__setattr__(self, "direction", direction)
+        object.__setattr__(self, "size", size)
+
+    @classmethod
+    def from_image(cls, image: sitk.Image) -> Geometry:
+        """The geometry of a 3D SimpleITK image (scalar or vector)."""
+        if not isinstance(image, sitk.Image) or image.GetDimension() != 3:
+            raise ValueError(
+                f"Geometry.from_image needs a 3D SimpleITK image, got {_describe(image)}"
+            )
+        return cls(image.GetOrigin(), image.GetSpacing(), image.GetDirection(), image.GetSize())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Geometry:
+        """Inverse of :meth:`to_dict`; raises ValueError naming any missing key."""
+        missing = [k for k in ("origin", "spacing", "direction", "size") if k not in data]
+        if missing:
+            raise ValueError(
+                f"Geometry.from_dict: missing key(s) {missing}; expected origin, spacing, "
+                "direction and size as written by Geometry.to_dict()"
+            )
+        return cls(data["origin"], data["spacing"], data["direction"], data["size"])
+
+    def to_dict(self) -> dict[str, list[float] | list[int]]:
+        """JSON-able form: lists for origin (mm), spacing (mm), direction and size (voxels)."""
+        return {
+            "origin": list(self.origin),
+            "spacing": list(self.spacing),
+            "direction": list(self.direction),
+            "size": list(self.size),
+        }
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Array shape (z, y, x) of an image on this grid."""
+        return self.size[2], self.size[1], self.size[0]
+
+    @property
+    def orientation(self) -> str:
+        """Closest 3-letter orientation code, e.g. "LPS" or "RAS".
+
+        Letter k names the patient direction the k-th image axis (x, y, z) points towards
+        (identity direction = "LPS"; the NIfTI/nibabel "RAS" convention reads the same way).
+        """
+        return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(self.direction)
+
+    def apply(self, image: sitk.Image) -> sitk.Image:
+        """A copy of ``image`` carrying this geometry; its size must equal :attr:`size`."""
+        if not isinstance(image, sitk.Image) or tuple(image.GetSize()) != self.size:
+            raise ValueError(
+                f"Geometry.apply: image is {_describe(image)} but this geometry has size "
+                f"{self.size} (x, y, z); resample the image onto the grid instead "
+                "(medzoo.preprocessing.resample_to_grid)"
+            )
+        out = sitk.Image(image)
+        out.SetOrigin(self.origin)
+        out.SetSpacing(self.spacing)
+        out.SetDirection(self.direction)
+        return out
+
+    def reference_image(self) -> sitk.Image:
+        """An all-zero uint8 image on this grid (1 byte per voxel), e.g. for resampling onto it."""
+        return self.apply(sitk.Image(list(self.size), sitk.sitkUInt8))
+
+    def differences(self, other: Geometry, tol: float = 1e-4) -> list[str]:
+        """Human-readable list of what differs from ``other`` (empty when they match).
+
+        Args:
+            other: the geometry to compare with.
+            tol: absolute tolerance in mm for origin and spacing, and for direction cosines.
+        """
+        found = []
+        if self.size != other.size:
+            found.append(f"size {self.size} vs {other.size} voxels (x, y, z)")
+        for name in ("spacing", "origin", "direction"):
+            mine, theirs = np.asarray(getattr(self, name)), np.asarray(getattr(other, name))
+            if not np.allclose(mine, theirs, rtol=0.0, atol=tol):
+                unit = "" if name == "direction" else " mm"
+                found.append(
+                    f"{name} {_fmt(mine)} vs {_fmt(theirs)}{unit} "
+                    f"(max difference {np.abs(mine - theirs).max():.3g})"
+                )
+        return found
+
+    def allclose(self, other: Geometry, tol: float = 1e-4) -> bool:
+        """Same size, and origin, spacing (mm) and direction equal within ``tol``."""
+        return not self.differences(other, tol)
+
+
+def read_image(path: PathLike, *, channel: int | None = None) -> sitk.Image:
+    """Read one 3D scalar image from a file or a DICOM series folder.
+
+    Args:
+        path: an image file in any format SimpleITK reads, or a folder holding a DICOM series
+            (read with :func:`read_dicom_series`).
+        channel: which channel (0-based) to take from a 4D or vector-valued image; required for
+            those, optional (must be 0) for single-channel images.
+
+    Returns:
+        A 3D scalar SimpleITK image with its origin, spacing and direction, in the file's pixel
+        type.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ImageReadError: the file is unreadable, truncated, 2D, or multi-channel without
+            ``channel`` (the message names the file and the fix).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder; check the path")
+    if path.is_dir():
+        _check_channel(path, channel, 1)
+        return read_dicom_series(path)
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as err:
+        raise ImageReadError(
+            f"{path}: SimpleITK cannot read this file ({_itk_reason(err)}); check that it is a "
+            "complete image in a supported format (.nii, .nii.gz, .nrrd, .mha, .mhd, DICOM)"
+        ) from err
+    dim, size = reader.GetDimension(), tuple(reader.GetSize())
+    components = reader.GetNumberOfComponents()
+    if dim == 2 or (dim == 3 and size[2] == 1):
+        hint = (
+            "; a single DICOM file is one slice: pass the folder holding the whole series"
+            if reader.GetImageIOFromFileName(str(path)) == "GDCMImageIO"
+            else ""
+        )
+        raise ImageReadError(
+            f"{path}: the image is 2D (size {_xyz(size)}); a 3D volume is needed{hint}"
+        )
+    if dim not in (3, 4) or (dim == 4 and components > 1):
+        raise ImageReadError(
+            f"{path}: unsupported image of dimension {dim} with {components} component(s) per "
+            "voxel; medzoo reads 3D images, 3D vector images and 4D stacks of 3D volumes"
+        )
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        _check_nifti_complete(path)
+
+    if dim == 4:
+        channel = _check_channel(path, channel, size[3])
+        reader.SetExtractIndex([0, 0, 0, channel])
+        reader.SetExtractSize([*size[:3], 0])
+    else:
+        channel = _check_channel(path, channel, components)
+    try:
+        image = reader.Execute()
+    except RuntimeError as err:
+        raise ImageReadError(
+            f"{path}: reading the voxel data failed ({_itk_reason(err)}); the file is probably "
+            "truncated or corrupt: copy or download it again"
+        ) from err
+    if components > 1:
+        image = sitk.VectorIndexSelectionCast(image, channel)
+    return image
+
+
+def read_dicom_series(folder: PathLike, series_id: str | None = None) -> sitk.Image:
+    """Read a DICOM series from a folder into one 3D image.
+
+    Slices are ordered by their position (Image Position Patient) along the slice normal, never
+    by file name, and the slice spacing comes from those positions (not from Slice Thickness).
+
+    Args:
+        folder: a folder holding the series' files (other files are ignored).
+        series_id: Series Instance UID to read; by default the series with the most slices is
+            read and the choice is logged.
+
+    Returns:
+        A 3D scalar image (rescale slope/intercept applied, e.g. CT in HU).
+
+    Raises:
+        FileNotFoundError: the folder does not exist.
+        ImageReadError: no series, unknown ``series_id``, a single-slice series, several slices
+            at one position (a multi-volume series), or unreadable files.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder}: no such folder; check the path")
+    if not folder.is_dir():
+        raise ImageReadError(
+            f"{folder}: is a file, not a folder; read single files with read_image, or pass the "
+            "folder holding the DICOM series"
+        )
+    series = {
+        sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)
+        for sid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    }
+    if not series:
+        raise ImageReadError(
+            f"{folder}: no DICOM series found in this folder; point to the folder that holds the "
+            "series' .dcm files"
+        )
+    if series_id is None:
+        series_id = max(series, key=lambda sid: len(series[sid]))
+        if len(series) > 1:
+            found = ", ".join(f"{sid} ({len(files)} files)" for sid, files in series.items())
+            logger.info(
+                "%s holds %d DICOM series: %s; reading %s, the one with the most slices "
+                "(pass series_id= to choose)",
+                folder,
+                len(series),
+                found,
+                series_id,
+            )
+    elif series_id not in series:
+        raise ImageReadError(
+            f"{folder}: no DICOM series with id {series_id!r}; the folder holds {sorted(series)}"
+        )
+    files = _sort_slices(folder, series_id, list(series[series_id]))
+
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        image = reader.Execute()
+    except RuntimeError as err:
+        raise ImageReadError(
+            f"{folder}: reading DICOM series {series_id} failed ({_itk_reason(err)}); check that "
+            "its files are complete"
+        ) from err
+    logger.debug(
+        "read DICOM series %s from %s: size %s, spacing %s mm",
+        series_id,
+        folder,
+        image.GetSize(),
+        image.GetSpacing(),
+    )
+    return image
+
+
+def write_image(image: sitk.Image, path: PathLike, *, compress: bool = True) -> Path:
+    """Write an image atomically; the format follows the extension.
+
+    The image is written into a temporary folder next to ``path`` and then moved into place with
+    :func:`os.replace`, so a failed write never leaves a partial file (and an existing file is only
+    replaced by a complete one). Origin, spacing and direction are kept.
+
+    Args:
+        image: the SimpleITK image to write.
+        path: target file. Any extension SimpleITK writes (.nii.gz, .nii, .nrrd, .mha, .mhd, ...);
+            a path without an extension gets ``.nii.gz`` (NIfTI is the default format).
+        compress: compress the voxel data where the format allows it (.nii.gz is always gzipped).
+
+    Returns:
+        The path written.
+
+    Raises:
+        FileNotFoundError: the target folder does not exist.
+        ValueError: ``image`` is not a SimpleITK image, or SimpleITK cannot write this extension.
+    """
+    if not isinstance(image, sitk.Image):
+        raise ValueError(f"write_image needs a SimpleITK image, got {_describe(image)}")
+    path = Path(path)
+    if not path.suffix:
+        path = path.with_name(path.name + ".nii.gz")
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{path}: the folder {folder} does not exist; create it first")
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder))
+    try:
+        try:
+            sitk.WriteImage(image, str(staging / path.name), useCompression=compress)
+        except RuntimeError as err:
+            raise ValueError(
+                f"{path}: SimpleITK could not write this file ({_itk_reason(err)}); use an "
+                "extension it supports (e.g. .nii.gz, .nrrd, .mha) and check the free disk space"
+            ) from err
+        # Data files of two-file formats (.mhd + .raw) first, the header last.
+        written = sorted(staging.iterdir(), key=lambda p: p.name == path.name)
+        for item in written:
+            os.replace(item, folder / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def image_to_array(image: sitk.Image) -> tuple[np.ndarray, Geometry]:
+    """Voxel array and geometry of a 3D image.
+
+    Returns:
+        ``(array, geometry)``: array (z, y, x) for scalar images or (z, y, x, c) for vector
+        images, in the image's pixel type (a copy, not a view).
+    """
+    geometry = Geometry.from_image(image)
+    return sitk.GetArrayFromImage(image), geometry
+
+
+def array_to_image(array: np.ndarray, geometry: Geometry) -> sitk.Image:
+    """A SimpleITK image from a (z, y, x) or (z, y, x, c) array on ``geometry``'s grid.
+
+    A 4D array becomes a vector image with c components. Boolean arrays are stored as uint8 and
+    float16 as float32 (SimpleITK has neither type).
+
+    Raises:
+        ValueError: the array is not 3D/4D or its spatial shape differs from ``geometry.shape``.
+    """
+    array = np.asarray(array)
+    if array.ndim not in (3, 4) or array.shape[:3] != geometry.shape:
+        raise ValueError(
+            f"array_to_image: array shape {array.shape} does not match the geometry, which needs "
+            f"(z, y, x) = {geometry.shape} or (z, y, x, c) = (*{geometry.shape}, c); crop/pad or "
+            "resample the array, or pass the geometry it was made on"
+        )
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    elif array.dtype == np.float16:
+        array = array.astype(np.float32)
+    image = sitk.GetImageFromArray(array, isVector=array.ndim == 4)
+    return geometry.apply(image)
+
+
+def read_volume(
+    path: PathLike, *, channel: int | None = None, dtype: DTypeLike = np.float32
+) -> tuple[np.ndarray, Geometry]:
+    """Read a 3D scan as a (z, y, x) array of ``dtype`` (float32 by default) and its geometry.
+
+    Values are the file's own (e.g. HU for CT, scanner units for MRI); see :func:`read_image` for
+    ``channel`` and errors.
+    """
+    image = read_image(path, channel=channel)
+    array, geometry = image_to_array(image)
+    return array.astype(dtype, copy=False), geometry
+
+
+def read_label(path: PathLike) -> tuple[np.ndarray, Geometry]:
+    """Read a label map as a (z, y, x) int32 array of class ids and its geometry.
+
+    Float-typed files are accepted when every value is a whole number (some tools save labels as
+    float).
+
+    Raises:
+        ImageReadError: the file holds non-integer or non-finite values, or ids outside int32 (the
+            message names the file and one offending voxel), plus the errors of
+            :func:`read_image`.
+    """
+    image = read_image(path)
+    array, geometry = image_to_array(image)
+    if not np.issubdtype(array.dtype, np.integer):
+        bad = ~np.isfinite(array)
+        bad[~bad] = array[~bad] != np.round(array[~bad])
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ImageReadError(
+                f"{path}: a label map must hold integer class ids, but voxel (z, y, x) = {where} "
+                f"is {array[where]!r} ({int(bad.sum())} non-integer voxels in total); read "
+                "intensity images with read_volume instead"
+            )
+    info = np.iinfo(np.int32)
+    if array.size and (array.min() < info.min or array.max() > info.max):
+        raise ImageReadError(
+            f"{path}: label ids range from {array.min()} to {array.max()}, outside int32; "
+            "relabel the map with small consecutive ids"
+        )
+    return array.astype(np.int32), geometry
+
+
+def read_channels(
+    paths: Sequence[PathLike], *, resample_to_first: bool = False, tol: float = 1e-3
+) -> tuple[np.ndarray, Geometry]:
+    """Stack several scans of one subject (e.g. T1, T2, FLAIR) as channels.
+
+    Args:
+        paths: one 3D scalar image per channel, in channel order.
+        resample_to_first: resample (linearly, 0 outside) any scan whose grid differs from the
+            first scan's onto that grid, instead of raising.
+        tol: tolerance in mm for origin and spacing (and for direction cosines) when checking that
+            the grids agree.
+
+    Returns:
+        ``(array, geometry)``: float32 array (z, y, x, c) and the first scan's geometry.
+
+    Raises:
+        ValueError: ``paths`` is empty or a single path; or a scan's grid differs from the first
+            one (message names both files and what differs) and ``resample_to_first`` is False.
+    """
+    if isinstance(paths, (str, os.PathLike)) or len(paths) == 0:
+        raise ValueError(
+            f"read_channels needs a non-empty list of paths, one per channel, got {paths!r}"
+        )
+    first = read_image(paths[0])
+    geometry = Geometry.from_image(first)
+    channels = [sitk.GetArrayFromImage(first).astype(np.float32, copy=False)]
+    for path in paths[1:]:
+        image = read_image(path)
+        differences = Geometry.from_image(image).differences(geometry, tol)
+        if differences:
+            if not resample_to_first:
+                raise ValueError(
+                    f"{path} and {paths[0]} are on different grids: {'; '.join(differences)}. "
+                    "Register/resample them to one grid first, or pass resample_to_first=True "
+                    "to resample linearly onto the first scan's grid"
+                )
+            logger.info(
+                "resampling %s onto the grid of %s (%s)", path, paths[0], "; ".join(differences)
+            )
+            image = sitk.Resample(
+                image,
+                list(geometry.size),
+                sitk.Transform(),
+                sitk.sitkLinear,
+                geometry.origin,
+                geometry.spacing,
+                geometry.direction,
+                0.0,
+                sitk.sitkFloat32,
+            )
+        channels.append(sitk.GetArrayFromImage(image).astype(np.float32, copy=False))
+    return np.stack(channels, axis=-1), geometry
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _float_tuple(values: Any, length: int, name: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != length or not all(math.isfinite(v) for v in out):
+        raise ValueError(f"Geometry {name} must be {length} finite numbers, got {values!r}")
+    return out
+
+
+def _int_tuple(values: Any) -> tuple[int, ...]:
+    try:
+        out = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        return ()
+    return out if all(o == v for o, v in zip(out, values, strict=True)) else ()
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, sitk.Image):
+        return f"a {obj.GetDimension()}D image of size {obj.GetSize()} (x, y, z)"
+    return f"an object of type {type(obj).__name__}"
+
+
+def _fmt(values: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v:.6g}" for v in values) + ")"
+
+
+def _xyz(size: Sequence[int]) -> str:
+    return "x".join(str(s) for s in size)
+
+
+def _itk_reason(err: RuntimeError) -> str:
+    """The informative last line of a SimpleITK/ITK exception message."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
+def _check_channel(path: Path, channel: int | None, count: int) -> int:
+    if channel is None:
+        if count > 1:
+            raise ImageReadError(
+                f"{path}: the image has {count} channels (a 4D or vector image); pass channel= "
+                f"(0 to {count - 1}) to pick one, or split it into 3D files"
+            )
+        return 0
+    if not isinstance(channel, (int, np.integer)) or not 0 <= channel < count:
+        raise ImageReadError(
+            f"{path}: channel={channel!r} is out of range; the image has {count} channel(s), "
+            f"so pass 0 to {count - 1}"
+        )
+    return int(channel)
+
+
+def _check_nifti_complete(path: Path) -> None:
+    """Raise if a NIfTI file holds fewer voxel bytes than its header declares.
+
+    ITK's NIfTI reader zero-fills truncated files silently; every other format it reads raises.
+    """
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as stream:
+            header = stream.read(540)
+    except (OSError, EOFError, zlib.error) as err:
+        raise ImageReadError(f"{path}: the NIfTI header cannot be read ({err})") from err
+    expected = _nifti_expected_bytes(header)
+    if expected is None:
+        return  # not a NIfTI-1/2 single file (e.g. an Analyze pair): SimpleITK's check applies
+    if opener is open:
+        actual = path.stat().st_size
+    elif _gzip_isize(path) == expected % 2**32:
+        return  # the gzip trailer records exactly the expected size
+    else:
+        actual = _gzip_length(path)
+    if actual < expected:
+        raise ImageReadError(
+            f"{path}: the file is truncated: its header declares {expected} bytes but only "
+            f"{actual} can be read; copy or download it again"
+        )
+
+
+def _nifti_expected_bytes(header: bytes) -> int | None:
+    for endian in "<>":
+        if len(header) >= 348 and struct.unpack(endian + "i", header[:4])[0] == 348:
+            dims = struct.unpack(endian + "8h", header[40:56])
+            bitpix = struct.unpack(endian + "h", header[72:74])[0]
+            offset = int(struct.unpack(endian + "f", header[108:112])[0])
+            break
+        if len(header) >= 540 and struct.unpack(endian + "i", header[:4])[0] == 540:
+            bitpix = struct.unpack(endian + "h", header[14:16])[0]
+            dims = struct.unpack(endian + "8q", header[16:80])
+            offset = struct.unpack(endian + "q", header[168:176])[0]
+            break
+    else:
+        return None
+    ndim = dims[0]
+    if not 1 <= ndim <= 7:
+        return None
+    return offset + math.prod(max(int(d), 1) for d in dims[1 : ndim + 1]) * bitpix // 8
+
+
+def _gzip_isize(path: Path) -> int:
+    """The uncompressed size (mod 2**32) recorded in a gzip file's last member trailer."""
+    with open(path, "rb") as stream:
+        stream.seek(0, os.SEEK_END)
+        if stream.tell() < 4:
+            return -1
+        stream.seek(-4, os.SEEK_END)
+        return struct.unpack("<I", stream.read(4))[0]
+
+
+def _gzip_length(path: Path) -> int:
+    """Uncompressed length of a gzip file, counting only what decompresses cleanly."""
+    total = 0
+    with gzip.open(path, "rb") as stream:
+        try:
+            while chunk := stream.read(1 << 16):
+                total += len(chunk)
+        except (OSError, EOFError, zlib.error):
+            pass  # truncated or corrupt: the bytes counted so far are what can be read
+    return total
+
+
+def _sort_slices(folder: Path, series_id: str, files: list[str]) -> list[str]:
+    """Order a series' files by slice position along the normal; check for duplicate positions."""
+    if len(files) < 2:
+        raise ImageReadError(
+            f"{folder}: DICOM series {series_id} has a single slice, i.e. it is 2D; a 3D volume "
+            "is needed (pass series_id= of a multi-slice series)"
+        )
+    positions = []
+    normal = None
+    reader = sitk.ImageFileReader()
+    for name in tqdm(files, desc="DICOM headers", unit="file", delay=2.0, leave=False):
+        reader.SetFileName(name)
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError as err:
+            raise ImageReadError(
+                f"{name}: this DICOM file of series {series_id} in {folder} cannot be read "
+                f"({_itk_reason(err)}); remove or replace it"
+            ) from err
+        if not (reader.HasMetaDataKey("0020|0032") and reader.HasMetaDataKey("0020|0037")):
+            logger.warning(
+                "%s: DICOM series %s has no slice positions; keeping GDCM's slice order",
+                folder,
+                series_id,
+            )
+            return files
+        if normal is None:
+            cosines = np.array(reader.GetMetaData("0020|0037").split("\\"), dtype=float)
+            normal = np.cross(cosines[:3], cosines[3:6])
+        position = np.array(reader.GetMetaData("0020|0032").split("\\"), dtype=float)
+        positions.append(float(position @ normal))
+    order = np.argsort(positions, kind="stable")
+    sorted_positions = np.asarray(positions)[order]
+    steps = np.diff(sorted_positions)
+    if np.any(steps < 1e-3):
+        raise ImageReadError(
+            f"{folder}: DICOM series {series_id} has several slices at the same position (several "
+            "echoes, phases or time points in one series); split it into one folder per volume"
+        )
+    if steps.max() - steps.min() > 0.1 * np.median(steps):
+        logger.warning(
+            "%s: DICOM series %s has uneven slice distances (%.3g to %.3g mm): missing slices? "
+            "The volume uses their mean",
+            folder,
+            series_id,
+            steps.min(),
+            steps.max(),
+        )
+    return [files[i] for i in order]

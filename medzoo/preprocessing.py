@@ -1,0 +1,606 @@
+"""Physical-space and intensity preprocessing, and the exact way back.
+
+Geometry functions take and return SimpleITK images (origin, spacing and direction travel with
+the voxels); intensity and shape functions take numpy arrays in (z, y, x) or channels-last
+(z, y, x, c) order. Spacing tuples are in mm in SimpleITK (x, y, z) order.
+
+The model-space round trip used by whole-scan inference::
+
+    model_img, original = to_model_space(img, orientation="RAS", spacing=(1.0, 1.0, 1.0))
+    ...  # predict on model_img's voxels, rebuild an image on model_img's grid
+    native = from_model_space(prediction, original, interpolation="nearest")
+
+``native`` has exactly ``original``'s size, origin, spacing and direction, so it overlays the
+input scan in any viewer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk  # noqa: N813
+
+from medzoo.io import Geometry
+
+__all__ = [
+    "INTERPOLATIONS",
+    "CropPad",
+    "crop_or_pad",
+    "from_model_space",
+    "normalise_range",
+    "pad_to_multiple",
+    "percentile_clip",
+    "reorient",
+    "resample_to_grid",
+    "resample_to_spacing",
+    "to_model_space",
+    "whiten",
+]
+
+logger = logging.getLogger(__name__)
+
+INTERPOLATIONS = {
+    "nearest": sitk.sitkNearestNeighbor,
+    "linear": sitk.sitkLinear,
+    "bspline": sitk.sitkBSpline,
+}
+"""Interpolation names accepted by the resampling functions (use "nearest" for label maps)."""
+
+_PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap", "minimum", "maximum", "mean")
+_FLOAT_PIXELS = {sitk.sitkFloat32, sitk.sitkFloat64, sitk.sitkVectorFloat32, sitk.sitkVectorFloat64}
+_AXIS_OF_LETTER = {"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}
+_GRID_TOL_MM = 1e-4  # grids closer than this (mm, and direction cosines) count as identical
+
+
+# ----------------------------------------------------------------------------- physical space
+
+
+def reorient(image: sitk.Image, orientation: str = "RAS") -> sitk.Image:
+    """Permute and flip the voxel axes so that they point as ``orientation`` says.
+
+    Exact (no interpolation): every voxel keeps its value and its physical position, so the
+    result overlays the input. Oblique directions stay oblique; the axes are brought to the
+    closest match of the code.
+
+    Args:
+        image: a 3D scalar or vector image.
+        orientation: 3-letter code, one letter from each of R/L, A/P, S/I; letter k names the
+            patient direction the k-th image axis (x, y, z) points towards, e.g. "RAS" (the
+            NIfTI/nibabel convention) or "LPS" (identity direction, DICOM/ITK).
+    """
+    code = _check_orientation(orientation)
+    _check_image(image, "reorient")
+    return sitk.DICOMOrient(image, code)
+
+
+def resample_to_spacing(
+    image: sitk.Image,
+    spacing: float | Sequence[float],
+    *,
+    interpolation: str = "linear",
+    antialias: bool = True,
+    default_value: float = 0.0,
+) -> sitk.Image:
+    """Resample onto a grid with new voxel spacing covering the same physical extent.
+
+    The outer voxel corners of the old and the new grid coincide: the new origin is the old one
+    shifted by half the spacing difference along each axis direction, and the new size is
+    ``round(old_size * old_spacing / spacing)`` voxels (at least 1). The direction is unchanged.
+
+    Args:
+        image: a 3D scalar or vector image.
+        spacing: new voxel size in mm, (x, y, z) in the image's own axis order, or one number for
+            isotropic voxels.
+        interpolation: "nearest" (label maps), "linear" or "bspline" (cubic; may overshoot).
+        antialias: before coarsening with "linear"/"bspline", smooth each coarsened axis with a
+            Gaussian of sigma = (new - old spacing) / 2 mm, so that fine detail does not alias.
+            Never applied with "nearest".
+        default_value: value for output voxels whose centre falls outside the input.
+
+    Returns:
+        The resampled image; the pixel type is kept for "nearest" and for float images, integer
+        images become float32 with "linear"/"bspline".
+    """
+    _check_image(image, "resample_to_spacing")
+    old = Geometry.from_image(image)
+    new_spacing = _check_spacing(spacing)
+    size = [
+        max(1, round(n * o / s)) for n, o, s in zip(old.size, old.spacing, new_spacing, strict=True)
+    ]
+    shift = np.asarray(old.direction).reshape(3, 3) @ (
+        (np.asarray(new_spacing) - np.asarray(old.spacing)) / 2
+    )
+    target = Geometry(np.asarray(old.origin) + shift, new_spacing, old.direction, size)
+    pixel_id = _output_pixel_id(image, interpolation)
+    if antialias and interpolation != "nearest":
+        sigmas = [max(s - o, 0.0) / 2 for s, o in zip(new_spacing, old.spacing, strict=True)]
+        if any(sigmas):
+            image = _gaussian(image, sigmas)
+    return _resample(image, target, interpolation, default_value, pixel_id)
+
+
+def resample_to_grid(
+    image: sitk.Image,
+    reference: Geometry | sitk.Image,
+    *,
+    interpolation: str = "linear",
+    default_value: float = 0.0,
+) -> sitk.Image:
+    """Resample ``image`` onto the grid of ``reference`` (identity transform in physical space).
+
+    Args:
+        image: a 3D scalar or vector image.
+        reference: the target grid, as a Geometry or as an image whose geometry is used.
+        interpolation: "nearest" (label maps), "linear" or "bspline".
+        default_value: value for output voxels whose centre falls outside ``image``.
+
+    Returns:
+        An image with exactly the reference's size, origin, spacing and direction; pixel type as
+        in :func:`resample_to_spacing`.
+    """
+    _check_image(image, "resample_to_grid")
+    geometry = reference if isinstance(reference, Geometry) else Geometry.from_image(reference)
+    return _resample(
+        image, geometry, interpolation, default_value, _output_pixel_id(image, interpolation)
+    )
+
+
+def to_model_space(
+    image: sitk.Image,
+    *,
+    orientation: str | None = None,
+    spacing: float | Sequence[float] | None = None,
+    interpolation: str = "linear",
+    antialias: bool = True,
+) -> tuple[sitk.Image, Geometry]:
+    """Bring a scan into the orientation and spacing a model expects.
+
+    Reorientation (exact) happens first, then resampling to ``spacing``; either step is skipped
+    when its argument is None.
+
+    Args:
+        image: a 3D scalar or vector image on its native grid.
+        orientation: 3-letter code (see :func:`reorient`), or None to keep the axes.
+        spacing: target voxel size in mm, (x, y, z) of the reoriented image, or None to keep it.
+        interpolation: "nearest" for label maps, "linear" or "bspline" for intensities.
+        antialias: see :func:`resample_to_spacing`.
+
+    Returns:
+        ``(model_image, original)``: the transformed image and the input's geometry, which
+        :func:`from_model_space` needs to go back.
+    """
+    _check_image(image, "to_model_space")
+    original = Geometry.from_image(image)
+    _check_interpolation(interpolation)
+    if orientation is not None:
+        image = reorient(image, orientation)
+    if spacing is not None:
+        image = resample_to_spacing(
+            image, spacing, interpolation=interpolation, antialias=antialias
+        )
+    return image, original
+
+
+def from_model_space(
+    image: sitk.Image,
+    original: Geometry,
+    *,
+    interpolation: str = "linear",
+    default_value: float = 0.0,
+) -> sitk.Image:
+    """Map an image from model space back onto a scan's original grid.
+
+    The axes are first permuted/flipped back to the original orientation (exact). If the grid
+    then matches ``original`` (no spacing change was made) the voxels are returned unchanged;
+    otherwise they are resampled onto the original grid. Label maps sent to a finer spacing by an
+    integer factor and back with "nearest" are reproduced exactly.
+
+    Args:
+        image: a 3D scalar or vector image on the model-space grid (e.g. a prediction).
+        original: the geometry returned by :func:`to_model_space`.
+        interpolation: "nearest" for label maps, "linear" or "bspline" for intensities or
+            probabilities.
+        default_value: value for original voxels outside the model-space image.
+
+    Returns:
+        An image with exactly ``original``'s size, origin, spacing and direction.
+    """
+    _check_image(image, "from_model_space")
+    if not isinstance(original, Geometry):
+        raise ValueError(
+            "from_model_space: original must be the Geometry returned by to_model_space, got "
+            f"{type(original).__name__}"
+        )
+    _check_interpolation(interpolation)
+    if Geometry.from_image(image).orientation != original.orientation:
+        image = reorient(image, original.orientation)
+    if Geometry.from_image(image).allclose(original, _GRID_TOL_MM):
+        return original.apply(image)
+    return resample_to_grid(
+        image, original, interpolation=interpolation, default_value=default_value
+    )
+
+
+# ----------------------------------------------------------------------------- intensity
+
+
+def whiten(
+    array: np.ndarray,
+    mask: np.ndarray | None = None,
+    eps: float = 1e-8,
+    *,
+    per_channel: bool = False,
+) -> np.ndarray:
+    """Shift and scale intensities to zero mean and unit standard deviation.
+
+    Args:
+        array: (z, y, x) or (z, y, x, c) intensities, any real dtype.
+        mask: optional boolean (z, y, x) array (or the array's full shape); statistics come from
+            the voxels inside it (e.g. the brain), but every voxel is transformed.
+        eps: lower bound for the standard deviation (a constant image becomes all zeros).
+        per_channel: with a (z, y, x, c) array, use separate statistics for each channel (one
+            scan per channel); otherwise one mean/std over all values.
+
+    Returns:
+        float32 array of the input's shape; mean 0 and std 1 inside the mask.
+    """
+    values = np.asarray(array, dtype=np.float32)
+    if per_channel:
+        if values.ndim != 4:
+            raise ValueError(
+                f"whiten: per_channel=True needs a (z, y, x, c) array, got shape {values.shape}"
+            )
+        masks = [mask] * values.shape[-1]
+        if mask is not None and np.ndim(mask) == 4:
+            masks = [np.asarray(mask)[..., c] for c in range(values.shape[-1])]
+        return np.stack([whiten(values[..., c], m, eps) for c, m in enumerate(masks)], axis=-1)
+    selected = _masked(values, mask, "whiten")
+    mean = float(np.mean(selected, dtype=np.float64))
+    std = float(np.std(selected, dtype=np.float64))
+    return ((values - mean) / max(std, eps)).astype(np.float32)
+
+
+def normalise_range(
+    array: np.ndarray,
+    low: float,
+    high: float,
+    *,
+    out_range: tuple[float, float] = (0.0, 1.0),
+) -> np.ndarray:
+    """Clip intensities to [low, high] and map that window linearly onto ``out_range``.
+
+    For CT, ``low``/``high`` are a window in HU, e.g. the brain window (0, 80).
+
+    Returns:
+        float32 array of the input's shape with values in ``out_range``.
+    """
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(
+            f"normalise_range: need finite low < high, got low={low}, high={high}; pass the "
+            "intensity window to keep, e.g. (0, 80) HU for a CT brain window"
+        )
+    out_low, out_high = (float(v) for v in out_range)
+    if not (math.isfinite(out_low) and math.isfinite(out_high) and out_low != out_high):
+        raise ValueError(
+            f"normalise_range: out_range must be two different finite numbers, got {out_range!r}"
+        )
+    clipped = np.clip(np.asarray(array, dtype=np.float32), low, high)
+    scale = (out_high - out_low) / (high - low)
+    return ((clipped - low) * scale + out_low).astype(np.float32)
+
+
+def percentile_clip(
+    array: np.ndarray,
+    low: float = 0.5,
+    high: float = 99.5,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Clip intensities to their ``low``-th and ``high``-th percentiles (outliers, hot voxels).
+
+    Args:
+        array: (z, y, x) or (z, y, x, c) intensities.
+        low, high: percentiles in [0, 100], low < high.
+        mask: optional boolean (z, y, x) array (or the array's full shape); percentiles come from
+            the voxels inside it.
+
+    Returns:
+        float32 array of the input's shape.
+    """
+    if not 0.0 <= low < high <= 100.0:
+        raise ValueError(
+            f"percentile_clip: need 0 <= low < high <= 100 (percentiles), got low={low}, "
+            f"high={high}"
+        )
+    values = np.asarray(array, dtype=np.float32)
+    lo, hi = np.percentile(_masked(values, mask, "percentile_clip"), [low, high])
+    return np.clip(values, lo, hi).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- shape
+
+
+@dataclass(frozen=True)
+class CropPad:
+    """A centred crop and/or pad of the three spatial axes, and how to undo it.
+
+    Attributes:
+        original_shape: spatial shape (z, y, x) before.
+        crop: voxels removed (before, after) on each spatial axis (z, y, x), applied first.
+        pad: voxels added (before, after) on each spatial axis (z, y, x), applied after cropping.
+    """
+
+    original_shape: tuple[int, int, int]
+    crop: tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+    pad: tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(s) for s in self.original_shape)
+        crop = tuple((int(b), int(a)) for b, a in self.crop)
+        pad = tuple((int(b), int(a)) for b, a in self.pad)
+        if len(shape) != 3 or len(crop) != 3 or len(pad) != 3:
+            raise ValueError("CropPad needs 3 spatial axes (z, y, x) in original_shape/crop/pad")
+        if any(v < 0 for pair in crop + pad for v in pair) or any(
+            b + a >= s for (b, a), s in zip(crop, shape, strict=True)
+        ):
+            raise ValueError(
+                f"CropPad: crop {crop} and pad {pad} must be >= 0 and leave at least one voxel "
+                f"of the original shape {shape}"
+            )
+        object.__setattr__(self, "original_shape", shape)
+        object.__setattr__(self, "crop", crop)
+        object.__setattr__(self, "pad", pad)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Spatial shape (z, y, x) after cropping and padding."""
+        return tuple(
+            s - cb - ca + pb + pa
+            for s, (cb, ca), (pb, pa) in zip(self.original_shape, self.crop, self.pad, strict=True)
+        )
+
+    @property
+    def offset(self) -> tuple[int, int, int]:
+        """Index (z, y, x) in the original array of the result's voxel (0, 0, 0)."""
+        return tuple(cb - pb for (cb, _), (pb, _) in zip(self.crop, self.pad, strict=True))
+
+    def apply(self, array: np.ndarray, *, mode: str = "constant", value: float = 0.0) -> np.ndarray:
+        """Apply the same crop/pad to another array of the original spatial shape (e.g. a label).
+
+        Only the first three axes are spatial; trailing (channel) axes are kept.
+        """
+        array = np.asarray(array)
+        _check_spatial(array, self.original_shape, "CropPad.apply")
+        cropped = array[
+            tuple(slice(b, s - a) for (b, a), s in zip(self.crop, array.shape[:3], strict=True))
+        ]
+        return _pad(cropped, self.pad, mode, value)
+
+    def undo(self, array: np.ndarray, *, value: float = 0.0) -> np.ndarray:
+        """Restore an array of the result's spatial shape to the original spatial shape.
+
+        Padding is removed; cropped-away voxels come back filled with ``value``. Trailing
+        (channel) axes are kept, so model outputs (z, y, x, c) work.
+        """
+        array = np.asarray(array)
+        _check_spatial(array, self.shape, "CropPad.undo")
+        unpadded = array[
+            tuple(slice(b, s - a) for (b, a), s in zip(self.pad, array.shape[:3], strict=True))
+        ]
+        return _pad(unpadded, self.crop, "constant", value)
+
+    def geometry(self, geometry: Geometry) -> Geometry:
+        """Geometry of the cropped/padded array, given the original array's geometry.
+
+        Voxels keep their physical positions: the origin moves by :attr:`offset` voxels along the
+        image axes; spacing and direction are unchanged.
+        """
+        if geometry.shape != self.original_shape:
+            raise ValueError(
+                f"CropPad.geometry: geometry has shape (z, y, x) {geometry.shape} but this "
+                f"crop/pad was made for {self.original_shape}; pass the original array's geometry"
+            )
+        offset_xyz = np.asarray(self.offset[::-1], dtype=float) * np.asarray(geometry.spacing)
+        origin = np.asarray(geometry.origin) + np.asarray(geometry.direction).reshape(3, 3) @ (
+            offset_xyz
+        )
+        return Geometry(origin, geometry.spacing, geometry.direction, self.shape[::-1])
+
+
+def crop_or_pad(
+    array: np.ndarray,
+    shape: Sequence[int | None],
+    *,
+    mode: str = "constant",
+    value: float = 0.0,
+) -> tuple[np.ndarray, CropPad]:
+    """Centre-crop and/or pad the spatial axes to ``shape``.
+
+    Args:
+        array: (z, y, x) or (z, y, x, c) array; only the first three axes change.
+        shape: target spatial shape (z, y, x) in voxels; None keeps that axis. When the difference
+            is odd the extra voxel is taken/added at the end.
+        mode: numpy.pad mode for padding: "constant" (with ``value``), "edge", "reflect",
+            "symmetric", "wrap", "minimum", "maximum" or "mean".
+        value: fill value for mode="constant".
+
+    Returns:
+        ``(result, croppad)``; ``croppad.undo(result)`` restores the original spatial shape and
+        ``croppad.geometry(g)`` gives the result's geometry.
+    """
+    array = np.asarray(array)
+    if array.ndim < 3:
+        raise ValueError(f"crop_or_pad: need a (z, y, x[, c]) array, got shape {array.shape}")
+    if len(shape) != 3 or any(s is not None and (int(s) != s or s < 1) for s in shape):
+        raise ValueError(
+            f"crop_or_pad: shape must be 3 positive integers (z, y, x) or None, got {shape!r}"
+        )
+    crop, pad = [], []
+    for old, new in zip(array.shape[:3], shape, strict=True):
+        diff = 0 if new is None else int(new) - old
+        half = abs(diff) // 2
+        amounts = (half, abs(diff) - half)
+        crop.append(amounts if diff < 0 else (0, 0))
+        pad.append(amounts if diff > 0 else (0, 0))
+    croppad = CropPad(array.shape[:3], tuple(crop), tuple(pad))
+    return croppad.apply(array, mode=mode, value=value), croppad
+
+
+def pad_to_multiple(
+    array: np.ndarray,
+    multiple: int | Sequence[int],
+    *,
+    mode: str = "constant",
+    value: float = 0.0,
+) -> tuple[np.ndarray, CropPad]:
+    """Pad the spatial axes (centred) up to the next multiple of ``multiple`` voxels.
+
+    Typical use: a U-Net with 4 poolings needs every spatial size divisible by 16.
+
+    Args:
+        array: (z, y, x) or (z, y, x, c) array.
+        multiple: one positive integer for all axes, or three (z, y, x).
+        mode, value: as in :func:`crop_or_pad`.
+
+    Returns:
+        ``(result, croppad)`` as in :func:`crop_or_pad` (nothing is ever cropped).
+    """
+    array = np.asarray(array)
+    multiples = (multiple,) * 3 if isinstance(multiple, (int, np.integer)) else tuple(multiple)
+    if len(multiples) != 3 or any(int(m) != m or m < 1 for m in multiples):
+        raise ValueError(
+            f"pad_to_multiple: multiple must be a positive integer or 3 of them (z, y, x), got "
+            f"{multiple!r}"
+        )
+    if array.ndim < 3:
+        raise ValueError(f"pad_to_multiple: need a (z, y, x[, c]) array, got shape {array.shape}")
+    target = [
+        math.ceil(s / int(m)) * int(m) for s, m in zip(array.shape[:3], multiples, strict=True)
+    ]
+    return crop_or_pad(array, target, mode=mode, value=value)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _check_image(image: sitk.Image, caller: str) -> None:
+    if not isinstance(image, sitk.Image) or image.GetDimension() != 3:
+        got = (
+            f"a {image.GetDimension()}D image"
+            if isinstance(image, sitk.Image)
+            else type(image).__name__
+        )
+        raise ValueError(
+            f"{caller}: needs a 3D SimpleITK image, got {got}; read scans with medzoo.io.read_image"
+        )
+
+
+def _check_orientation(orientation: str) -> str:
+    code = str(orientation).upper()
+    if len(code) != 3 or sorted(_AXIS_OF_LETTER.get(c, -1) for c in code) != [0, 1, 2]:
+        raise ValueError(
+            f"orientation {orientation!r} is not a valid code: use 3 letters, one from each of "
+            "R/L, A/P and S/I, e.g. 'RAS' or 'LPS'"
+        )
+    return code
+
+
+def _check_spacing(spacing: float | Sequence[float]) -> tuple[float, float, float]:
+    values = (spacing,) * 3 if isinstance(spacing, (int, float, np.number)) else tuple(spacing)
+    if len(values) != 3 or not all(math.isfinite(float(v)) and v > 0 for v in values):
+        raise ValueError(
+            f"spacing must be one positive number or 3 (x, y, z) in mm, got {spacing!r}"
+        )
+    return tuple(float(v) for v in values)
+
+
+def _check_interpolation(interpolation: str) -> int:
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(
+            f"interpolation={interpolation!r} is not supported; use one of "
+            f"{sorted(INTERPOLATIONS)} ('nearest' for label maps)"
+        )
+    return INTERPOLATIONS[interpolation]
+
+
+def _output_pixel_id(image: sitk.Image, interpolation: str) -> int:
+    _check_interpolation(interpolation)
+    if interpolation == "nearest" or image.GetPixelID() in _FLOAT_PIXELS:
+        return image.GetPixelID()
+    return sitk.sitkVectorFloat32 if image.GetNumberOfComponentsPerPixel() > 1 else sitk.sitkFloat32
+
+
+def _resample(
+    image: sitk.Image, geometry: Geometry, interpolation: str, default_value: float, pixel_id: int
+) -> sitk.Image:
+    return sitk.Resample(
+        image,
+        list(geometry.size),
+        sitk.Transform(),
+        _check_interpolation(interpolation),
+        geometry.origin,
+        geometry.spacing,
+        geometry.direction,
+        float(default_value),
+        pixel_id,
+    )
+
+
+def _gaussian(image: sitk.Image, sigmas_mm: Sequence[float]) -> sitk.Image:
+    """Gaussian smoothing with one sigma (mm) per axis (x, y, z); 0 leaves an axis alone."""
+    variance = [float(s) ** 2 for s in sigmas_mm]
+    float_id = sitk.sitkFloat64 if image.GetPixelID() == sitk.sitkFloat64 else sitk.sitkFloat32
+    if image.GetNumberOfComponentsPerPixel() == 1:
+        return sitk.DiscreteGaussian(
+            sitk.Cast(image, float_id), variance, maximumKernelWidth=64, useImageSpacing=True
+        )
+    return sitk.Compose(
+        [
+            sitk.DiscreteGaussian(
+                sitk.VectorIndexSelectionCast(image, c, sitk.sitkFloat32),
+                variance,
+                maximumKernelWidth=64,
+                useImageSpacing=True,
+            )
+            for c in range(image.GetNumberOfComponentsPerPixel())
+        ]
+    )
+
+
+def _masked(values: np.ndarray, mask: np.ndarray | None, caller: str) -> np.ndarray:
+    if mask is None:
+        return values
+    mask = np.asarray(mask)
+    if mask.shape not in (values.shape, values.shape[:3]):
+        raise ValueError(
+            f"{caller}: mask shape {mask.shape} does not match the array's spatial shape "
+            f"(z, y, x) {values.shape[:3]}"
+        )
+    selected = values[mask.astype(bool)]
+    if selected.size == 0:
+        raise ValueError(f"{caller}: the mask selects no voxel; pass a mask with foreground")
+    return selected
+
+
+def _check_spatial(array: np.ndarray, shape: tuple[int, ...], caller: str) -> None:
+    if array.ndim < 3 or tuple(array.shape[:3]) != tuple(shape):
+        raise ValueError(
+            f"{caller}: array has shape {array.shape} but its first three (spatial) axes must be "
+            f"(z, y, x) = {tuple(shape)}"
+        )
+
+
+def _pad(
+    array: np.ndarray, widths: Sequence[tuple[int, int]], mode: str, value: float
+) -> np.ndarray:
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad mode {mode!r} is not supported; use one of {list(_PAD_MODES)}")
+    full = list(widths) + [(0, 0)] * (array.ndim - 3)
+    if not any(b or a for b, a in full):
+        return array.copy()
+    if mode == "constant":
+        return np.pad(array, full, mode="constant", constant_values=value)
+    return np.pad(array, full, mode=mode)
