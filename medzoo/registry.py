@@ -112,6 +112,38 @@ class ModelSpec:
             "metrics": list(self.metrics),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """Inverse of :meth:`to_dict` (e.g. from a preset's metadata.json)."""
+        import medzoo.models
+
+        builder = getattr(medzoo.models, data["builder"], None)
+        if builder is None:
+            raise ValueError(
+                f"Spec {data.get('name')!r} names builder {data['builder']!r}, which is not one of "
+                f"medzoo.models' builders ({', '.join(medzoo.models.__all__)})."
+            )
+        inputs = dict(data["input"])
+        for key in ("channels", "spacing_mm", "patch_size", "size_multiple", "value_range"):
+            inputs[key] = tuple(inputs[key])
+        outputs = dict(data["output"])
+        if outputs.get("labels") is not None:
+            outputs["labels"] = {int(k): v for k, v in outputs["labels"].items()}
+        outputs["left_right_pairs"] = tuple(tuple(p) for p in outputs.get("left_right_pairs", ()))
+        if outputs.get("spacing_mm") is not None:
+            outputs["spacing_mm"] = tuple(outputs["spacing_mm"])
+        return cls(
+            name=data["name"],
+            task=data["task"],
+            description=data["description"],
+            builder=builder,
+            config=dict(data["config"]),
+            input=InputSpec(**inputs),
+            output=OutputSpec(**outputs),
+            loss=data["loss"],
+            metrics=tuple(data.get("metrics", ())),
+        )
+
 
 _IXI_T1 = dict(
     channels=("T1",),
@@ -273,6 +305,27 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
+def attach_spec(model: keras.Model, spec: ModelSpec) -> keras.Model:
+    """Record ``spec`` on ``model`` (e.g. a fine-tuned model whose labels differ from the
+    registry's), so that inference and publishing use it; returns the model."""
+    model.medzoo_spec = spec
+    return model
+
+
+def spec_of(model: keras.Model) -> ModelSpec:
+    """The spec attached to ``model`` by :func:`attach_spec` (the hub does this when loading),
+    else the registry entry named like the model."""
+    spec = getattr(model, "medzoo_spec", None)
+    if spec is not None:
+        return spec
+    if model.name in REGISTRY:
+        return REGISTRY[model.name]
+    raise ValueError(
+        f"Model {model.name!r} has no medzoo spec: load it with medzoo.load(), build it with "
+        "medzoo.build(), or attach one with medzoo.registry.attach_spec(model, spec)."
+    )
+
+
 def build(name: str, **overrides: Any) -> keras.Model:
     """Build the registered architecture ``name`` with freshly initialised weights.
 
@@ -288,4 +341,12 @@ def build(name: str, **overrides: Any) -> keras.Model:
             f"{name} ({spec.builder.__name__}) does not take {', '.join(unknown)}; "
             f"accepted overrides: {', '.join(sorted(accepted))}."
         )
-    return spec.builder(**{**spec.config, **overrides})
+    model = spec.builder(**{**spec.config, **overrides})
+    if "num_classes" in overrides or "num_outputs" in overrides:
+        # The registry's label names no longer describe the outputs: keep only generic ones.
+        count = overrides.get("num_classes", overrides.get("num_outputs"))
+        labels = {i: f"class {i}" for i in range(count)} if spec.output.labels else None
+        spec = dataclasses.replace(
+            spec, output=dataclasses.replace(spec.output, labels=labels, left_right_pairs=())
+        )
+    return attach_spec(model, dataclasses.replace(spec, config={**spec.config, **overrides}))

@@ -165,3 +165,18 @@ def test_super_resolution_starts_as_trilinear_upsampling():
 def test_builders_reject_bad_arguments(builder, kwargs, message):
     with pytest.raises(ValueError, match=message):
         builder(**kwargs)
+
+
+def test_spec_travels_with_the_model_and_round_trips_through_json():
+    import json
+
+    from medzoo.registry import ModelSpec, spec_of
+
+    spec = get_spec("unet3d_mrbrains")
+    again = ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
+    assert (again.input, again.output, again.builder) == (spec.input, spec.output, spec.builder)
+    assert json.dumps(again.to_dict()) == json.dumps(spec.to_dict())
+    model = medzoo.build("unet3d_mrbrains", num_classes=3, filters=(4, 4, 4, 4))
+    assert spec_of(model).output.labels == {0: "class 0", 1: "class 1", 2: "class 2"}
+    assert spec_of(model).config["num_classes"] == 3
+    assert spec_of(medzoo.build("srnet3d_ixi")).input.spacing_mm == (4.0, 4.0, 4.0)
