@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 
+from medzoo.labels import MRBRAINS13_LABELS
 from medzoo.models import ConvAutoencoder3D, ResidualUNet3D, ResNet3D, SuperResolution3D
 
 TASKS = ("segmentation", "regression", "classification", "autoencoder", "super_resolution")
@@ -25,18 +26,6 @@ TASKS = ("segmentation", "regression", "classification", "autoencoder", "super_r
 #: Percentile clipping to [0.5, 99.5] % of the non-zero voxels, then scaling to [0, 1]: robust to
 #: the arbitrary intensity scale of MR scanners.
 MR_PERCENTILE = {"method": "percentile", "low": 0.5, "high": 99.5, "out_range": [0.0, 1.0]}
-
-MRBRAINS13_LABELS = {
-    0: "background",
-    1: "cortical grey matter",
-    2: "basal ganglia",
-    3: "white matter",
-    4: "white matter lesions",
-    5: "extracerebral CSF",
-    6: "ventricles",
-    7: "cerebellum",
-    8: "brainstem",
-}
 
 
 @dataclass(frozen=True)
