@@ -108,16 +108,38 @@ def resample_to_spacing(
     _check_image(image, "resample_to_spacing")
     old = Geometry.from_image(image)
     new_spacing = _check_spacing(spacing)
+    target = _spacing_grid(old, new_spacing)
+    return _resample_antialiased(image, target, (0, 1, 2), interpolation, antialias, default_value)
+
+
+def _spacing_grid(old: Geometry, spacing: tuple[float, float, float]) -> Geometry:
+    """The grid of :func:`resample_to_spacing`: ``spacing`` over ``old``'s extent, first voxel
+    corner kept."""
     size = [
-        max(1, round(n * o / s)) for n, o, s in zip(old.size, old.spacing, new_spacing, strict=True)
+        max(1, round(n * o / s)) for n, o, s in zip(old.size, old.spacing, spacing, strict=True)
     ]
     shift = np.asarray(old.direction).reshape(3, 3) @ (
-        (np.asarray(new_spacing) - np.asarray(old.spacing)) / 2
+        (np.asarray(spacing) - np.asarray(old.spacing)) / 2
     )
-    target = Geometry(np.asarray(old.origin) + shift, new_spacing, old.direction, size)
+    return Geometry(np.asarray(old.origin) + shift, spacing, old.direction, size)
+
+
+def _resample_antialiased(
+    image: sitk.Image,
+    target: Geometry,
+    axes: Sequence[int],
+    interpolation: str,
+    antialias: bool,
+    default_value: float,
+) -> sitk.Image:
+    """Resample onto ``target`` whose axis k runs along ``image``'s axis ``axes[k]``; before
+    coarsening an axis, blur it with sigma = (new - old spacing) / 2 mm (see
+    :func:`resample_to_spacing`)."""
     pixel_id = _output_pixel_id(image, interpolation)
     if antialias and interpolation != "nearest":
-        sigmas = [max(s - o, 0.0) / 2 for s, o in zip(new_spacing, old.spacing, strict=True)]
+        sigmas = [0.0, 0.0, 0.0]
+        for k, axis in enumerate(axes):
+            sigmas[axis] = max(target.spacing[k] - image.GetSpacing()[axis], 0.0) / 2
         if any(sigmas):
             image = _gaussian(image, sigmas)
     return _resample(image, target, interpolation, default_value, pixel_id)
@@ -159,8 +181,9 @@ def to_model_space(
 ) -> tuple[sitk.Image, Geometry]:
     """Bring a scan into the orientation and spacing a model expects.
 
-    Reorientation (exact) happens first, then resampling to ``spacing``; either step is skipped
-    when its argument is None.
+    The result is the scan reoriented (exactly) and then resampled to ``spacing``; either step is
+    skipped when its argument is None. (The resampling is done in the scan's own axes, before
+    the reorientation, which gives the same grid and values without a full-size copy.)
 
     Args:
         image: a 3D scalar or vector image on its native grid.
@@ -176,13 +199,40 @@ def to_model_space(
     _check_image(image, "to_model_space")
     original = Geometry.from_image(image)
     _check_interpolation(interpolation)
-    if orientation is not None:
-        image = reorient(image, orientation)
-    if spacing is not None:
-        image = resample_to_spacing(
-            image, spacing, interpolation=interpolation, antialias=antialias
-        )
-    return image, original
+    if orientation is None:
+        axes, oriented = (0, 1, 2), original
+    else:
+        axes, oriented = _reoriented(original, orientation)
+    if spacing is None:
+        return (image if orientation is None else reorient(image, orientation)), original
+    # Straight from the scan onto the reoriented, resampled grid: the same grid and values as
+    # reorienting first, without a full-size reoriented copy.
+    target = _spacing_grid(oriented, _check_spacing(spacing))
+    return _resample_antialiased(image, target, axes, interpolation, antialias, 0.0), original
+
+
+def _reoriented(geometry: Geometry, orientation: str) -> tuple[tuple[int, int, int], Geometry]:
+    """The grid :func:`reorient` gives, without touching voxels: for each of its axes the axis
+    of ``geometry`` it runs along, and the reoriented geometry."""
+    _check_orientation(orientation)
+    probe = sitk.Image([2, 3, 4], sitk.sitkUInt8)  # distinct sizes reveal the permutation
+    probe.SetDirection(geometry.direction)
+    turned = reorient(probe, orientation)
+    axes = tuple(n - 2 for n in turned.GetSize())
+    old = np.asarray(geometry.direction).reshape(3, 3)
+    new = np.asarray(turned.GetDirection()).reshape(3, 3)
+    first = [0, 0, 0]  # the old index of the new grid's first voxel
+    for k, axis in enumerate(axes):
+        if float(new[:, k] @ old[:, axis]) < 0:  # the axis was flipped
+            first[axis] = geometry.size[axis] - 1
+    origin = np.asarray(geometry.origin) + old @ (np.asarray(first) * geometry.spacing)
+    reoriented = Geometry(
+        origin,
+        tuple(geometry.spacing[a] for a in axes),
+        turned.GetDirection(),
+        tuple(geometry.size[a] for a in axes),
+    )
+    return axes, reoriented  # type: ignore[return-value]
 
 
 def from_model_space(
@@ -554,9 +604,9 @@ def _gaussian(image: sitk.Image, sigmas_mm: Sequence[float]) -> sitk.Image:
     variance = [float(s) ** 2 for s in sigmas_mm]
     float_id = sitk.sitkFloat64 if image.GetPixelID() == sitk.sitkFloat64 else sitk.sitkFloat32
     if image.GetNumberOfComponentsPerPixel() == 1:
-        return sitk.DiscreteGaussian(
-            sitk.Cast(image, float_id), variance, maximumKernelWidth=64, useImageSpacing=True
-        )
+        if image.GetPixelID() != float_id:
+            image = sitk.Cast(image, float_id)
+        return sitk.DiscreteGaussian(image, variance, maximumKernelWidth=64, useImageSpacing=True)
     return sitk.Compose(
         [
             sitk.DiscreteGaussian(

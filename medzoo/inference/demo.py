@@ -1,0 +1,56 @@
+"""The demo: the bundled real head scan through every model that needs only a T1 scan.
+
+The scan is Colin27 (``medzoo/data/demo/colin27_t1_1mm.nii.gz``, see the README there): one
+adult head, T1-weighted, 1 mm. The T1-only models are the age regressor, the sex classifier and
+the super-resolution network; the others need T2, PD or FLAIR scans too. A model without
+published weights runs with random weights, and says so in the log and in its outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from medzoo.hub.errors import NoPublishedWeightsError
+from medzoo.inference.predict import Prediction, predict
+from medzoo.inference.report import write_outputs
+
+__all__ = ["DEMO_MODELS", "DEMO_SCAN", "run_demo"]
+
+logger = logging.getLogger(__name__)
+
+DEMO_SCAN = Path(__file__).resolve().parent.parent / "data" / "demo" / "colin27_t1_1mm.nii.gz"
+"""The bundled scan: Colin27 T1, 181 x 217 x 181 voxels (x, y, z) of 1 mm, RAS, uint8."""
+
+DEMO_MODELS = ("resnet3d_ixi_age", "resnet3d_ixi_sex", "srnet3d_ixi")
+"""The registered models that need only a T1 scan."""
+
+
+def run_demo(
+    outdir: str | os.PathLike,
+    *,
+    models: Sequence[str] = DEMO_MODELS,
+    overlap: float = 0.5,
+    batch_size: int = 1,
+    progress: bool = True,
+) -> dict[str, tuple[Prediction, dict[str, Path]]]:
+    """Run ``models`` on :data:`DEMO_SCAN` and write each one's outputs to ``outdir/<name>/``.
+
+    Models without published weights run with random weights (a warning says so, and so do
+    their CSV and ``prediction.json``).
+
+    Returns:
+        ``{name: (prediction, {kind: path written})}``.
+    """
+    results = {}
+    for name in models:
+        options = dict(overlap=overlap, batch_size=batch_size, progress=progress)
+        try:
+            prediction = predict(name, DEMO_SCAN, **options)
+        except NoPublishedWeightsError as err:
+            logger.warning("%s; running it with random weights instead", err)
+            prediction = predict(name, DEMO_SCAN, random_weights=True, **options)
+        results[name] = (prediction, write_outputs(prediction, Path(outdir) / name))
+    return results
