@@ -138,7 +138,7 @@ def test_fine_tuning_keeps_the_body_and_logs_the_fresh_head(unet_preset, caplog)
 
 
 def test_fine_tuning_a_resnet_replaces_its_dense_head(tmp_path, caplog):
-    model = medzoo.build("resnet3d_ixi_sex", filters=(4, 4, 4, 4))
+    model = medzoo.build("resnet3d_ixi_sex", filters=(8, 8, 8, 8))  # 8 normalisation groups
     folder = save_preset(model, tmp_path / "sex", **SAVE)
     with caplog.at_level(logging.WARNING, logger="medzoo.hub.finetune"):
         tuned = medzoo.load(folder, num_classes=4)
@@ -182,7 +182,7 @@ def test_freeze_encoder_freezes_only_the_encoder_and_can_undo_it(unet_preset):
 
 def test_freeze_encoder_handles_the_nested_autoencoder_encoder():
     model = medzoo.build(
-        "cae3d_ixi", filters=(4, 4), strides=(2, 2), input_shape=(8, 8, 8), latent_dim=4
+        "cae3d_ixi", filters=(8, 8), strides=(2, 2), input_shape=(8, 8, 8), latent_dim=4
     )
     assert freeze_encoder(model) == ["encoder"]
     assert not model.get_layer("encoder").trainable and model.get_layer("decoder").trainable
