@@ -1,0 +1,12 @@
+"""Training: one trainer for every registry model, fed by synthetic heads or a real dataset.
+
+- :func:`train` / :class:`TrainConfig` (:mod:`medzoo.train.trainer`): the loop, validation,
+  checkpoints, logs and the published preset;
+- :mod:`medzoo.train.sources`: synthetic heads (:mod:`medzoo.synth`), MRBrainS13, IXI;
+- :mod:`medzoo.train.tasks`: per-task batches, augmentation and whole-scan evaluation;
+- :mod:`medzoo.train.cli`: the options of ``training/<name>.py`` and ``medzoo train``.
+"""
+
+from medzoo.train.trainer import TrainConfig, TrainResult, train
+
+__all__ = ["TrainConfig", "TrainResult", "train"]

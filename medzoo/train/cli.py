@@ -1,0 +1,165 @@
+"""Command line of the training scripts (``training/<name>.py``) and of ``medzoo train NAME``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from medzoo.registry import get_spec
+from medzoo.train.sources import SOURCES
+
+__all__ = ["add_arguments", "config_from_args", "main"]
+
+_DATA_HELP = {
+    "segmentation": "mrbrains13 (the challenge's TrainingData folders; register at "
+    "https://mrbrains13.isi.uu.nl)",
+    "regression": "ixi (prepared by training/datasets/ixi.py)",
+    "classification": "ixi (prepared by training/datasets/ixi.py)",
+    "autoencoder": "ixi (prepared by training/datasets/ixi.py)",
+    "super_resolution": "none (IXI is prepared at 3 mm, coarser than the 1 mm output)",
+}
+
+
+def _positive_ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 24,96,96, got {text!r}") from None
+    if len(values) != 3 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected three positive integers z,y,x, got {text!r}")
+    return values
+
+
+def _positive_floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 96,96,96, got {text!r}") from None
+    if len(values) != 3 or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected three positive sizes (x, y, z), got {text!r}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """The training options of model ``name`` (defaults shown in ``--help``)."""
+    spec = get_spec(name)
+    from medzoo.train.tasks import DEFAULT_BATCH
+
+    patch = ",".join(map(str, spec.input.patch_size))
+    add = parser.add_argument
+    add(
+        "--data",
+        choices=SOURCES,
+        default="synthetic",
+        help=f"training data: synthetic (default; rendered by medzoo.synth, no download) or the "
+        f"real dataset for this model: {_DATA_HELP[spec.task]}",
+    )
+    add("--data-dir", help="folder of the real dataset (with --data ixi | mrbrains13)")
+    add("--steps", type=int, default=2000, help="training steps (batches) in total (default 2000)")
+    add(
+        "--batch-size",
+        type=int,
+        default=None,
+        help=f"examples per batch (default {DEFAULT_BATCH[spec.task]})",
+    )
+    add(
+        "--patch",
+        type=_positive_ints,
+        default=None,
+        metavar="Z,Y,X",
+        help=f"network input size in voxels (default {patch}"
+        + (", fixed by the architecture)" if spec.input.fixed_size else ")"),
+    )
+    add("--out", default=None, help=f"run folder (default runs/{name})")
+    add("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    add("--val-every", type=int, default=200, help="steps between validations (default 200)")
+    add("--val-cases", type=int, default=2, help="held-out validation scans (default 2)")
+    add("--test-cases", type=int, default=4, help="held-out test scans for the final metrics")
+    add("--log-every", type=int, default=10, help="steps between log.csv rows (default 10)")
+    add("--subjects", type=int, default=64, help="distinct synthetic subjects (default 64)")
+    add(
+        "--fov-mm",
+        type=_positive_floats,
+        default=None,
+        metavar="X,Y,Z",
+        help="synthetic field of view in mm (default: a whole head or brain)",
+    )
+    add("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    add("--no-augment", action="store_true", help="turn the flips/warps/intensity changes off")
+    add("--workers", type=int, default=2, help="threads preparing batches (default 2)")
+    add("--seed", type=int, default=0, help="seed of data, augmentation and weights")
+    add("--version", default="1.0.0", help="version of the published preset (default 1.0.0)")
+    add("--license", default="CC-BY-4.0", help="licence of the weights (default CC-BY-4.0)")
+    add(
+        "--update-manifest",
+        metavar="PATH",
+        default=None,
+        help="add the published preset to this manifest (e.g. weights_manifest.json; the run "
+        "folder must then lie inside the manifest's folder)",
+    )
+    add("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def config_from_args(name: str, args: argparse.Namespace):
+    """The :class:`~medzoo.train.trainer.TrainConfig` of parsed arguments."""
+    from medzoo.train.trainer import TrainConfig
+
+    return TrainConfig(
+        name=name,
+        data=args.data,
+        data_dir=args.data_dir,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        patch=args.patch,
+        out=args.out,
+        resume=args.resume,
+        val_every=args.val_every,
+        val_cases=args.val_cases,
+        test_cases=args.test_cases,
+        log_every=args.log_every,
+        subjects=args.subjects,
+        fov_mm=args.fov_mm,
+        learning_rate=args.lr,
+        augment=not args.no_augment,
+        workers=args.workers,
+        seed=args.seed,
+        version=args.version,
+        license=args.license,
+        update_manifest=args.update_manifest,
+    )
+
+
+def run(name: str, args: argparse.Namespace) -> int:
+    """Train from parsed arguments; prints the published preset and its test metrics."""
+    from medzoo.train.trainer import train
+
+    result = train(config_from_args(name, args), progress=not args.quiet)
+    lines = [f"preset: {result.preset}", f"best step: {result.best_step}"]
+    lines += [f"test {k}: {v:.4g}" for k, v in result.metrics.items()]
+    lines.append(f"seconds per training step: {result.seconds_per_step:.3f}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def main(name: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of ``training/<name>.py`` and ``medzoo train``; returns the exit code (2 on a
+    usage error)."""
+    spec = get_spec(name)
+    parser = argparse.ArgumentParser(
+        prog=prog or f"training/{name}.py",
+        description=f"Train {name}: {spec.description} Writes log.csv, TensorBoard logs and "
+        "checkpoints into --out, keeps the checkpoint with the best validation metric, "
+        "evaluates it on held-out scans through medzoo.predict and publishes it as a preset "
+        "(--out/presets/NAME/VERSION) with those metrics. See training/README.md for costs.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_arguments(parser, name)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        return run(name, args)
+    except (ValueError, OSError) as err:
+        sys.stderr.write(f"{parser.prog}: error: {err}\n")
+        return 2

@@ -1,0 +1,385 @@
+"""Where training scans come from: synthetic heads (the default) or a real dataset on disk.
+
+A source gives the trainer two things:
+
+- training subjects (:class:`medzoo.data.Subject`) and a read function that returns their
+  arrays on their native grid (:class:`medzoo.data.SubjectData`, image (z, y, x, c));
+- held-out :class:`Case` s: scans as SimpleITK images on their native grid with their truth,
+  which validation and the final test run through :func:`medzoo.predict` exactly as a user's
+  scans would go (so the metrics measure the whole pipeline, resampling included).
+
+Sources: :class:`SyntheticSource` (``medzoo.synth``; no download), :class:`Mrbrains13Source`
+(the MRBrainS13 challenge folders) and :class:`IxiSource` (IXI prepared by
+``training/datasets/ixi.py``). Targets: ``age`` in years, ``sex`` 0 = female, 1 = male.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk  # noqa: N813
+
+from medzoo.data import Subject, SubjectData, read_subject
+from medzoo.io import Geometry, array_to_image, read_image, read_label
+from medzoo.registry import ModelSpec
+from medzoo.synth import SynthConfig, Synthesizer, make_cohort
+
+__all__ = [
+    "SOURCES",
+    "Case",
+    "IxiSource",
+    "Mrbrains13Source",
+    "Source",
+    "SyntheticSource",
+    "downsample",
+    "make_source",
+]
+
+SOURCES = ("synthetic", "ixi", "mrbrains13")
+
+# Acquisition grids of the held-out synthetic cases, (x, y, z) mm: like the real data each model
+# is meant for, so that validation exercises the resampling to model space.
+_CASE_SPACING = {
+    "segmentation": (0.958, 0.958, 3.0),  # MRBrainS13 T1 / T1-IR / T2-FLAIR
+    "regression": (0.94, 0.94, 1.2),  # IXI T1
+    "classification": (0.94, 0.94, 1.2),
+    "autoencoder": (3.0, 3.0, 3.0),  # the prepared IXI grid
+}
+# Rendered field of view (x, y, z) in mm per task: a whole head, or a brain for segmentation and
+# super-resolution (whose patches see part of it anyway).
+_FOV_MM = {
+    "segmentation": (176.0, 208.0, 168.0),
+    "regression": (192.0, 240.0, 192.0),
+    "classification": (192.0, 240.0, 192.0),
+    "autoencoder": (192.0, 240.0, 192.0),
+    "super_resolution": (144.0, 176.0, 144.0),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One held-out scan with its truth.
+
+    Attributes:
+        name: for logs and reports.
+        inputs: channel name -> scan on its native grid (as :func:`medzoo.predict` takes it).
+        label: segmentation truth on the first channel's grid (label ids), else None.
+        targets: ``age`` (years) and ``sex`` (0 female, 1 male) where known.
+        reference: super-resolution truth on the fine grid, else None.
+    """
+
+    name: str
+    inputs: dict[str, sitk.Image]
+    label: sitk.Image | None = None
+    targets: dict[str, float] = field(default_factory=dict)
+    reference: sitk.Image | None = None
+
+
+class Source(ABC):
+    """Training subjects, their read function, and held-out cases for one model spec."""
+
+    name: str
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    def subjects(self) -> list[Subject]:
+        """The training subjects."""
+
+    def read(self, subject: Subject) -> SubjectData:
+        """A subject's arrays on its native grid (default: its files)."""
+        return read_subject(subject)
+
+    @abstractmethod
+    def cases(self, split: str, count: int) -> list[Case]:
+        """Up to ``count`` held-out cases of ``split`` ("validation" or "test")."""
+
+    @abstractmethod
+    def provenance(self) -> dict[str, Any]:
+        """The ``training_data`` record of a published preset."""
+
+
+def downsample(image: sitk.Image, factors: Sequence[int]) -> sitk.Image:
+    """Block average by integer ``factors`` (z, y, x): a coarse acquisition of a fine image.
+
+    Each coarse voxel is the mean of the fine voxels it covers, so both grids share their outer
+    voxel corners (the half-voxel convention of :mod:`medzoo.layers.upsampling`). Sizes must be
+    multiples of the factors.
+    """
+    array = sitk.GetArrayViewFromImage(image).astype(np.float32)
+    fz, fy, fx = (int(f) for f in factors)
+    z, y, x = array.shape
+    if z % fz or y % fy or x % fx:
+        raise ValueError(
+            f"downsample: size (z, y, x) = {array.shape} is not a multiple of {tuple(factors)}"
+        )
+    blocks = array.reshape(z // fz, fz, y // fy, fy, x // fx, fx).mean(axis=(1, 3, 5))
+    fine = Geometry.from_image(image)
+    factor_xyz = np.array([fx, fy, fz], dtype=np.float64)
+    spacing = np.asarray(fine.spacing) * factor_xyz
+    direction = np.asarray(fine.direction).reshape(3, 3)
+    shift = direction @ ((factor_xyz - 1.0) / 2.0 * np.asarray(fine.spacing))
+    coarse = Geometry(
+        origin=tuple(np.asarray(fine.origin) + shift),
+        spacing=tuple(spacing),
+        direction=fine.direction,
+        size=(x // fx, y // fy, z // fz),
+    )
+    return array_to_image(blocks.astype(np.float32), coarse)
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic
+# --------------------------------------------------------------------------------------------
+
+
+class SyntheticSource(Source):
+    """Synthetic heads from :mod:`medzoo.synth`, one anatomy per subject, seeded.
+
+    Training subjects are rendered on the model's grid (spacing ``spec.input.spacing_mm``; for
+    super-resolution the fine output grid) over ``fov_mm``, in the contrasts the spec's channels
+    name, with the engine's random acquisition (resolution, slice thickness, bias, noise).
+    Subject ``i`` of training, validation or test is drawn from ``default_rng([seed, split, i])``
+    and a cohort aged 20-86 years, half of them men.
+
+    Args:
+        spec: the model's spec.
+        subjects: number of distinct training subjects (rendered once each and cached by the
+            data pipeline; augmentation varies them further).
+        seed: seed of everything drawn.
+        fov_mm: rendered field of view (x, y, z) in mm (default: a head, or a brain for
+            segmentation and super-resolution).
+    """
+
+    name = "synthetic"
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        subjects: int = 64,
+        seed: int = 0,
+        fov_mm: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__(spec)
+        if int(subjects) != subjects or subjects < 1:
+            raise ValueError(f"subjects must be a positive integer, got {subjects!r}")
+        self.count = int(subjects)
+        self.seed = int(seed)
+        self.fov_mm = tuple(float(v) for v in (fov_mm or _FOV_MM[spec.task]))
+        if len(self.fov_mm) != 3 or min(self.fov_mm) <= 0:
+            raise ValueError(f"fov_mm must be three positive sizes (x, y, z) in mm, got {fov_mm}")
+        self.contrasts = tuple(spec.input.channels)
+        self._cohorts: dict[int, list] = {}
+
+    def _train_spacing(self) -> tuple[float, float, float]:
+        spacing = self.spec.output.spacing_mm or self.spec.input.spacing_mm
+        return tuple(float(s) for s in spacing)  # type: ignore[return-value]
+
+    def _synthesizer(
+        self, spacing: Sequence[float], multiple: Sequence[int] = (1, 1, 1)
+    ) -> Synthesizer:
+        """A synthesizer over ``fov_mm`` on ``spacing`` (x, y, z), the shape (z, y, x) rounded
+        up to ``multiple``."""
+        shape = tuple(
+            int(math.ceil(self.fov_mm[2 - k] / spacing[2 - k] / multiple[k]) * multiple[k])
+            for k in range(3)
+        )
+        config = SynthConfig(
+            contrasts=self.contrasts, output_shape=shape, output_spacing=tuple(spacing)
+        )
+        return Synthesizer(config)
+
+    def _cohort(self, split: int, count: int) -> list:
+        if split not in self._cohorts or len(self._cohorts[split]) < count:
+            self._cohorts[split] = make_cohort(count, seed=self.seed * 10 + split)
+        return self._cohorts[split][:count]
+
+    def subjects(self) -> list[Subject]:
+        cohort = self._cohort(0, self.count)
+        self._train_synth = self._synthesizer(self._train_spacing())
+        self._by_name = {}
+        subjects = []
+        for i, person in enumerate(cohort):
+            name = f"synthetic-{self.seed}-{i:05d}"
+            self._by_name[name] = (i, person)
+            subjects.append(Subject(channels=(), targets=_targets(person), name=name))
+        return subjects
+
+    def read(self, subject: Subject) -> SubjectData:
+        index, person = self._by_name[subject.name]
+        sample = self._train_synth.sample(
+            seed=np.random.default_rng([self.seed, 0, index]), subject=person
+        )
+        return SubjectData(sample.image, sample.labels, sample.geometry)
+
+    def cases(self, split: str, count: int) -> list[Case]:
+        code = {"validation": 1, "test": 2}[split]
+        task = self.spec.task
+        if task == "super_resolution":
+            factors = _sr_factors(self.spec)
+            synth = self._synthesizer(self._train_spacing(), multiple=factors)
+        else:
+            synth = self._synthesizer(_CASE_SPACING[task])
+        cases = []
+        for i, person in enumerate(self._cohort(code, count)):
+            sample = synth.sample(seed=np.random.default_rng([self.seed, code, i]), subject=person)
+            channels = {
+                name: array_to_image(sample.image[..., k], sample.geometry)
+                for k, name in enumerate(self.contrasts)
+            }
+            name = f"synthetic-{split}-{i:03d}"
+            if task == "super_resolution":
+                (channel, fine), *_ = channels.items()
+                inputs = {channel: downsample(fine, factors)}
+                cases.append(Case(name, inputs, reference=fine, targets=_targets(person)))
+                continue
+            label = array_to_image(sample.labels.astype(np.uint8), sample.geometry)
+            cases.append(Case(name, channels, label=label, targets=_targets(person)))
+        return cases
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "name": "medzoo synthetic heads",
+            "generator": "medzoo.synth (label maps -> multi-contrast scans)",
+            "anatomy": "IBSR-derived aseg label map (CAT12/deepmriprep), see medzoo/data/atlas",
+            "subjects": self.count,
+            "seed": self.seed,
+            "contrasts": list(self.contrasts),
+            "field_of_view_mm": list(self.fov_mm),
+        }
+
+
+def _targets(person: Any) -> dict[str, float]:
+    return {"age": float(person.age), "sex": 1.0 if person.sex == "M" else 0.0}
+
+
+def _sr_factors(spec: ModelSpec) -> tuple[int, int, int]:
+    """Upsampling factors (z, y, x) of a super-resolution spec."""
+    coarse, fine = spec.input.spacing_mm, spec.output.spacing_mm
+    return tuple(round(coarse[2 - k] / fine[2 - k]) for k in range(3))  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------
+# Real datasets
+# --------------------------------------------------------------------------------------------
+
+
+def _split(subjects: list[Subject], fraction: float) -> tuple[list[Subject], list[Subject]]:
+    """(training, held-out): the last ``fraction`` of the subjects (at least one) are held out."""
+    if len(subjects) < 2:
+        raise ValueError(
+            f"a real dataset needs at least 2 subjects (one to train on, one to validate), found "
+            f"{len(subjects)}"
+        )
+    held = max(1, round(len(subjects) * fraction))
+    return subjects[:-held], subjects[-held:]
+
+
+def _case(subject: Subject, channels: Sequence[str]) -> Case:
+    inputs = {name: read_image(path) for name, path in zip(channels, subject.channels, strict=True)}
+    label = None
+    if subject.label is not None:
+        array, geometry = read_label(subject.label)
+        label = array_to_image(array.astype(np.uint8), geometry)
+    return Case(subject.name, inputs, label=label, targets=dict(subject.targets))
+
+
+class Mrbrains13Source(Source):
+    """The MRBrainS13 training folders (see :mod:`medzoo.datasets.mrbrains13`); the last of the
+    five subjects is held out for validation and test."""
+
+    name = "mrbrains13"
+
+    def __init__(self, spec: ModelSpec, data_dir: str | Path) -> None:
+        super().__init__(spec)
+        from medzoo.datasets.mrbrains13 import mrbrains13_subjects
+
+        self.data_dir = Path(data_dir)
+        everything = mrbrains13_subjects(self.data_dir, channels=tuple(spec.input.channels))
+        self._train, self._held = _split(everything, 0.2)
+
+    def subjects(self) -> list[Subject]:
+        return self._train
+
+    def cases(self, split: str, count: int) -> list[Case]:
+        return [_case(s, self.spec.input.channels) for s in self._held[:count]]
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "name": "MRBrainS13",
+            "url": "https://mrbrains13.isi.uu.nl",
+            "subjects": len(self._train),
+            "data_dir": str(self.data_dir),
+        }
+
+
+class IxiSource(Source):
+    """IXI scans prepared by ``training/datasets/ixi.py`` (see :mod:`medzoo.datasets.ixi`);
+    the last 10 % of the subjects are held out."""
+
+    name = "ixi"
+
+    def __init__(self, spec: ModelSpec, data_dir: str | Path) -> None:
+        super().__init__(spec)
+        from medzoo.datasets.ixi import ixi_subjects
+
+        self.data_dir = Path(data_dir)
+        channels = tuple(spec.input.channels)
+        if spec.task == "super_resolution":
+            raise ValueError(
+                "--data ixi is not available for super-resolution: the prepared IXI scans are "
+                "3 mm, coarser than the 1 mm output; train it on --data synthetic"
+            )
+        everything = ixi_subjects(self.data_dir, modalities=channels)
+        self._train, self._held = _split(everything, 0.1)
+
+    def subjects(self) -> list[Subject]:
+        return self._train
+
+    def cases(self, split: str, count: int) -> list[Case]:
+        half = max(1, len(self._held) // 2)
+        held = self._held[:half] if split == "validation" else self._held[half:] or self._held
+        return [_case(s, self.spec.input.channels) for s in held[:count]]
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "name": "IXI",
+            "url": "https://brain-development.org/ixi-dataset/",
+            "license": "CC BY-SA 3.0",
+            "subjects": len(self._train),
+            "data_dir": str(self.data_dir),
+        }
+
+
+def make_source(
+    spec: ModelSpec,
+    data: str,
+    *,
+    data_dir: str | Path | None = None,
+    subjects: int = 64,
+    seed: int = 0,
+    fov_mm: Sequence[float] | None = None,
+) -> Source:
+    """The source ``data`` ("synthetic", "ixi" or "mrbrains13") for ``spec``."""
+    if data not in SOURCES:
+        raise ValueError(f"--data {data!r} is not a data source; use one of {', '.join(SOURCES)}")
+    if data == "synthetic":
+        return SyntheticSource(spec, subjects=subjects, seed=seed, fov_mm=fov_mm)
+    if data_dir is None:
+        raise ValueError(
+            f"--data {data} needs --data-dir, the folder holding the dataset (see "
+            "training/README.md for how to get it)"
+        )
+    if data == "mrbrains13":
+        if spec.task != "segmentation":
+            raise ValueError(f"--data mrbrains13 has label maps for segmentation, not {spec.task}")
+        return Mrbrains13Source(spec, data_dir)
+    return IxiSource(spec, data_dir)

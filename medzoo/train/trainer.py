@@ -1,0 +1,415 @@
+"""The one trainer every ``training/<name>.py`` script runs.
+
+A run (:func:`train`) writes into its ``out`` folder:
+
+- ``log.csv``: one row per logged step (``step``, ``loss``, ``seconds_per_step``) and per
+  validation (``val_<metric>``), appended across resumed runs;
+- ``tensorboard/``: the same scalars and, for segmentation, image / truth / prediction slices of
+  a validation case (TensorFlow backend; skipped with a log message on others);
+- ``checkpoint/last.keras`` + ``checkpoint/state.json``: model, optimizer and progress after
+  every validation, for ``resume=True``;
+- ``checkpoint/best.weights.h5``: the weights with the best validation metric
+  (:data:`medzoo.train.tasks.SELECTION`);
+- ``presets/<name>/<version>/``: at the end, the best weights evaluated on held-out test cases
+  and published (:func:`medzoo.publish`) with those metrics, the training data's provenance and
+  the measured cost per step.
+
+Every file is written under a temporary name and renamed, so an interrupted run never leaves a
+half-written checkpoint. Steps are counted in batches; data epochs only set the random draws.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import logging
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from tqdm.auto import tqdm
+
+from medzoo.data import PatchDataset, VolumeDataset
+from medzoo.hub import publish
+from medzoo.losses import get_loss
+from medzoo.registry import attach_spec, build, get_spec
+from medzoo.train.sources import make_source
+from medzoo.train.tasks import DEFAULT_BATCH, SELECTION, Evaluation, evaluate, model_io
+from medzoo.train.tasks import training_dataset as make_dataset
+
+__all__ = ["TrainConfig", "TrainResult", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; ``training/<name>.py --help`` documents each field.
+
+    Attributes:
+        name: registry name of the model.
+        data: "synthetic", "ixi" or "mrbrains13".
+        data_dir: the real dataset's folder (not for synthetic data).
+        steps: training steps (batches) in total, including those of a resumed run.
+        batch_size: examples per batch (default per task, :data:`DEFAULT_BATCH`).
+        patch: network input size (z, y, x) voxels (default: the spec's patch size).
+        out: run folder.
+        resume: continue from ``out/checkpoint`` (error if there is none).
+        val_every: steps between validations.
+        val_cases, test_cases: held-out cases for validation and the final test.
+        log_every: steps between log rows.
+        subjects: distinct synthetic training subjects.
+        fov_mm: synthetic field of view (x, y, z) mm (default per task).
+        learning_rate: Adam's learning rate.
+        augment: apply :func:`medzoo.train.tasks._augmenter`'s augmentation.
+        workers: threads preparing batches.
+        seed: seed of data, augmentation and initial weights.
+        version, license: of the published preset.
+        update_manifest: a manifest file to add the published entry to.
+    """
+
+    name: str
+    data: str = "synthetic"
+    data_dir: str | None = None
+    steps: int = 2000
+    batch_size: int | None = None
+    patch: tuple[int, int, int] | None = None
+    out: str | None = None
+    resume: bool = False
+    val_every: int = 200
+    val_cases: int = 2
+    test_cases: int = 4
+    log_every: int = 10
+    subjects: int = 64
+    fov_mm: tuple[float, float, float] | None = None
+    learning_rate: float = 1e-3
+    augment: bool = True
+    workers: int = 2
+    seed: int = 0
+    version: str = "1.0.0"
+    license: str = "CC-BY-4.0"
+    update_manifest: str | None = None
+
+    def __post_init__(self) -> None:
+        get_spec(self.name)  # an unknown name lists the close matches
+        for name in ("steps", "val_every", "val_cases", "test_cases", "log_every", "workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.batch_size is not None and (
+            int(self.batch_size) != self.batch_size or self.batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run produced.
+
+    Attributes:
+        preset: the published preset folder.
+        metrics: test metrics of the best checkpoint.
+        best_step: the step whose weights were kept.
+        seconds_per_step: mean wall time of a training step (data waiting included).
+    """
+
+    preset: Path
+    metrics: dict[str, float]
+    best_step: int
+    seconds_per_step: float
+
+
+def _atomic_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _stream(
+    dataset: PatchDataset | VolumeDataset, first: int, stop: int, workers: int
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """Batches for steps ``first`` .. ``stop - 1``; step ``s`` is batch ``s % len`` of data epoch
+    ``s // len``, so a resumed run continues the same sequence. Built ahead by ``workers``
+    threads."""
+    count = len(dataset)
+    ahead = max(2, 2 * workers)
+    with ThreadPoolExecutor(workers, thread_name_prefix="medzoo-train") as pool:
+        pending: deque[Future] = deque()
+        step = first
+        while step < stop or pending:
+            while step < stop and len(pending) < ahead:
+                pending.append(pool.submit(dataset.batch, step % count, step // count))
+                step += 1
+            yield pending.popleft().result()
+
+
+class _Board:
+    """TensorBoard summaries, when the backend is TensorFlow."""
+
+    def __init__(self, folder: Path) -> None:
+        self.writer = None
+        if keras.backend.backend() != "tensorflow":
+            logger.info("TensorBoard logs need the TensorFlow backend; writing log.csv only")
+            return
+        if importlib.util.find_spec("tensorboard") is None:
+            logger.info("tensorboard is not installed (pip install medzoo[train]); log.csv only")
+            return
+        import tensorflow as tf
+
+        self.tf = tf
+        self.writer = tf.summary.create_file_writer(str(folder))
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        if self.writer is None:
+            return
+        with self.writer.as_default(step=step):
+            for name, value in values.items():
+                self.tf.summary.scalar(name, value)
+        self.writer.flush()
+
+    def preview(self, step: int, slices: np.ndarray) -> None:
+        """``slices`` (3, y, x): image, truth, prediction, shown side by side."""
+        if self.writer is None:
+            return
+        row = np.concatenate(list(slices), axis=1)[None, ..., None]
+        with self.writer.as_default(step=step):
+            self.tf.summary.image("validation/image_truth_prediction", row)
+        self.writer.flush()
+
+
+class _Log:
+    """``log.csv``: a fixed column set, appended to across resumed runs."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.path, self.columns = path, list(columns)
+        if not path.exists():
+            with path.open("w", newline="") as f:
+                csv.writer(f).writerow(self.columns)
+
+    def write(self, **row: float) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow(
+                ["" if row.get(c) is None else f"{row[c]:.6g}" for c in self.columns]
+            )
+
+
+def _compile(model: keras.Model, spec, learning_rate: float) -> None:
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=get_loss(spec.loss))
+
+
+def _better(value: float, best: float | None, higher: bool) -> bool:
+    if best is None:
+        return True
+    return value > best if higher else value < best
+
+
+def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
+    """Train ``config.name`` as configured and publish the best checkpoint (see module doc)."""
+    spec = get_spec(config.name)
+    out = Path(config.out or Path("runs") / config.name)
+    checkpoints = out / "checkpoint"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    batch_size = config.batch_size or DEFAULT_BATCH[spec.task]
+    patch = tuple(config.patch or spec.input.patch_size)
+    metric, higher = SELECTION[spec.task]
+    keras.utils.set_random_seed(config.seed)
+
+    source = make_source(
+        spec,
+        config.data,
+        data_dir=config.data_dir,
+        subjects=config.subjects,
+        seed=config.seed,
+        fov_mm=config.fov_mm,
+    )
+    subjects = source.subjects()
+    dataset = make_dataset(
+        spec,
+        source,
+        subjects,
+        patch=patch,
+        batch_size=batch_size,
+        steps_per_epoch=config.val_every,
+        augment=config.augment,
+        seed=config.seed,
+        workers=config.workers,
+    )
+    to_model = model_io(spec)
+    validation = source.cases("validation", config.val_cases)
+
+    state_path, last_path = checkpoints / "state.json", checkpoints / "last.keras"
+    best_path = checkpoints / "best.weights.h5"
+    if config.resume:
+        if not state_path.exists() or not last_path.exists():
+            raise FileNotFoundError(
+                f"--resume: no checkpoint in {checkpoints} (state.json and last.keras); start "
+                "without --resume, or point --out at the run to continue"
+            )
+        state = json.loads(state_path.read_text())
+        model = attach_spec(keras.saving.load_model(last_path, safe_mode=True), spec)
+        logger.info("resuming %s at step %d", config.name, state["step"])
+    else:
+        if state_path.exists():
+            raise FileExistsError(
+                f"{out} already holds a run (checkpoint/state.json); pass --resume to continue "
+                "it or choose another --out"
+            )
+        state = {"step": 0, "best": None, "best_step": None, "seconds": 0.0, "timed_steps": 0}
+        model = build(config.name)
+        _compile(model, spec, config.learning_rate)
+
+    val_columns = [f"val_{metric}"] + [f"val_{m}" for m in _metric_names(spec) if m != metric]
+    log = _Log(out / "log.csv", ["step", "loss", "seconds_per_step", *val_columns])
+    board = _Board(out / "tensorboard")
+    logger.info(
+        "training %s on %s data: %d subjects, batches of %d x %s voxels, %d steps",
+        config.name,
+        source.name,
+        len(subjects),
+        batch_size,
+        "x".join(map(str, patch)),
+        config.steps,
+    )
+
+    losses: list[float] = []
+    bar = tqdm(
+        total=config.steps,
+        initial=state["step"],
+        desc=config.name,
+        unit="step",
+        disable=not progress,
+    )
+    started = time.perf_counter()
+    for x, y in map(to_model, _stream(dataset, state["step"], config.steps, config.workers)):
+        logs = model.train_on_batch(x, y, return_dict=True)
+        now = time.perf_counter()
+        # The first step of a process builds the training function: not a training cost.
+        if losses:
+            state["seconds"] += now - started
+            state["timed_steps"] += 1
+        started = now
+        losses.append(float(logs["loss"]))
+        state["step"] += 1
+        step = state["step"]
+        bar.update(1)
+        if step % config.log_every == 0 or step == config.steps:
+            loss = float(np.mean(losses[-config.log_every :]))
+            per_step = state["seconds"] / max(state["timed_steps"], 1)
+            log.write(step=step, loss=loss, seconds_per_step=per_step)
+            board.scalars(step, {"train/loss": loss, "train/seconds_per_step": per_step})
+            bar.set_postfix(loss=f"{loss:.4g}", s_per_step=f"{per_step:.2f}")
+        if step % config.val_every == 0 or step == config.steps:
+            result = evaluate(model, validation)
+            value = result.metrics[metric]
+            log.write(step=step, **{f"val_{k}": v for k, v in result.metrics.items()})
+            board.scalars(step, {f"validation/{k}": v for k, v in result.metrics.items()})
+            if result.preview is not None:
+                board.preview(step, result.preview)
+            if _better(value, state["best"], higher):
+                state["best"], state["best_step"] = value, step
+                tmp = best_path.with_name(".best.tmp.weights.h5")
+                model.save_weights(tmp)
+                os.replace(tmp, best_path)
+            logger.info(
+                "step %d: validation %s = %.4g (best %.4g at step %d)",
+                step,
+                metric,
+                value,
+                state["best"],
+                state["best_step"],
+            )
+            tmp = last_path.with_name(".last.tmp.keras")
+            model.save(tmp)
+            os.replace(tmp, last_path)
+            _atomic_json(state_path, state)
+            started = time.perf_counter()  # validation time is not a training step's
+    bar.close()
+    return _finish(config, spec, model, source, state, best_path, out, batch_size, patch)
+
+
+def _metric_names(spec) -> list[str]:
+    names = {
+        "segmentation": ["dice_mean"]
+        + [f"dice_{k}" for k in sorted(spec.output.labels or {}) if k != 0],
+        "regression": ["mae", "bias"],
+        "classification": ["accuracy", "log_loss"],
+        "autoencoder": ["psnr"],
+        "super_resolution": ["psnr", "psnr_trilinear"],
+    }
+    return names[spec.task]
+
+
+def _finish(
+    config: TrainConfig,
+    spec,
+    model: keras.Model,
+    source,
+    state: dict[str, Any],
+    best_path: Path,
+    out: Path,
+    batch_size: int,
+    patch: tuple[int, ...],
+) -> TrainResult:
+    """Evaluate the best weights on the test cases and publish them."""
+    model.load_weights(best_path)
+    cases = source.cases("test", config.test_cases)
+    result: Evaluation = evaluate(model, cases)
+    data = (
+        f"{len(cases)} held-out {source.name} test case(s) (never used for training or "
+        "checkpoint selection), whole scans through medzoo.predict"
+    )
+    seconds_per_step = state["seconds"] / max(state["timed_steps"], 1)
+    training_data = {
+        **source.provenance(),
+        "steps": state["step"],
+        "best_step": state["best_step"],
+        "batch_size": batch_size,
+        "patch_zyx": list(patch),
+        "learning_rate": config.learning_rate,
+        "augmentation": config.augment,
+        "seconds_per_step": round(seconds_per_step, 3),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"Keras {keras.__version__} on {keras.backend.backend()}",
+    }
+    published = publish(
+        model,
+        out / "presets",
+        version=config.version,
+        license=config.license,
+        metrics={k: {"value": round(v, 5), "data": data} for k, v in result.metrics.items()},
+        training_data=training_data,
+        command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        update_manifest=config.update_manifest,
+    )
+    preset = Path(published.location)
+    _atomic_json(
+        out / "result.json",
+        {
+            **asdict(config),
+            "test_metrics": result.metrics,
+            "training_data": training_data,
+            "preset": str(preset),
+        },
+    )
+    logger.info(
+        "published %s %s to %s; test %s",
+        config.name,
+        config.version,
+        preset,
+        json.dumps({k: round(v, 4) for k, v in result.metrics.items()}),
+    )
+    return TrainResult(preset, result.metrics, state["best_step"], seconds_per_step)

@@ -1,0 +1,226 @@
+"""The training scripts: a few steps of each on tiny synthetic heads, resuming, the real-dataset
+layouts, and the geometry of the super-resolution pairs.
+
+Each script runs in-process (``runpy``, as ``python training/<name>.py`` would) with tiny
+patches, one synthetic subject and no augmentation, so its loss must fall within ten steps; the
+preset it publishes must load with ``safe_mode`` and hold exactly the best checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk  # noqa: N813
+
+import medzoo
+from medzoo.io import Geometry, array_to_image, write_image
+from medzoo.registry import build, get_spec
+from medzoo.synth import SynthConfig, Synthesizer
+from medzoo.train.sources import downsample
+from medzoo.train.tasks import model_io
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Tiny settings per script: (network input patch, synthetic field of view in mm, batch size).
+TINY = {
+    "unet3d_mrbrains": ("8,32,32", "64,64,48", 2),
+    "resnet3d_ixi_age": ("32,32,32", "96,96,96", 4),
+    "resnet3d_ixi_sex": ("32,32,32", "96,96,96", 4),
+    "cae3d_ixi": (None, "96,96,96", 1),  # fixed input size 64x80x64
+    "srnet3d_ixi": ("8,8,8", "48,48,48", 4),
+}
+
+
+def run_script(name: str, *args: str) -> int:
+    """``python training/<name>.py args`` in this process; returns its exit code."""
+    argv = sys.argv
+    sys.argv = [str(ROOT / "training" / f"{name}.py"), *args]
+    try:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    finally:
+        sys.argv = argv
+    return 0
+
+
+def tiny_args(name: str, out: Path, steps: int = 10, **extra: str) -> list[str]:
+    patch, fov, batch = TINY[name]
+    args = ["--steps", str(steps), "--val-every", str(steps), "--log-every", "1"]
+    args += ["--subjects", "1", "--no-augment", "--val-cases", "1", "--test-cases", "1"]
+    args += ["--fov-mm", fov, "--batch-size", str(batch), "--out", str(out), "-q"]
+    if patch:
+        args += ["--patch", patch]
+    for key, value in extra.items():
+        args += [f"--{key.replace('_', '-')}", value]
+    return args
+
+
+def losses(run: Path) -> list[float]:
+    with (run / "log.csv").open() as f:
+        return [float(row["loss"]) for row in csv.DictReader(f) if row["loss"]]
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_training_script_learns_and_publishes_a_loadable_preset(name, tmp_path):
+    out = tmp_path / "run"
+    assert run_script(name, *tiny_args(name, out)) == 0
+
+    curve = losses(out)
+    assert len(curve) == 10
+    assert np.mean(curve[-3:]) < np.mean(curve[:3]), curve
+
+    result = json.loads((out / "result.json").read_text())
+    preset = Path(result["preset"])
+    assert preset == out / "presets" / name / "1.0.0"
+    metadata = json.loads((preset / "metadata.json").read_text())
+    assert {k: v["value"] for k, v in metadata["metrics"].items()} == pytest.approx(
+        result["test_metrics"], abs=1e-5
+    )
+    assert metadata["training_data"]["name"] == "medzoo synthetic heads"
+    assert metadata["training_data"]["seconds_per_step"] > 0
+    assert metadata["training_data"]["steps"] == 10
+
+    # The preset is the best checkpoint, and loads with safe_mode on.
+    loaded = medzoo.load(str(preset))
+    reference = build(name)
+    reference.load_weights(out / "checkpoint" / "best.weights.h5")
+    spec = get_spec(name)
+    given = TINY[name][0]
+    patch = spec.input.patch_size if given is None else tuple(int(v) for v in given.split(","))
+    x = np.random.default_rng(0).random((1, *patch, len(spec.input.channels)), np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), reference.predict(x, verbose=0))
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_resume_continues_the_run_and_a_rerun_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    name = "resnet3d_ixi_age"
+    assert run_script(name, *tiny_args(name, out, steps=4)) == 0
+    assert run_script(name, *tiny_args(name, out, steps=4)) == 2
+    assert "pass --resume" in capsys.readouterr().err
+
+    args = tiny_args(name, out, steps=6, version="1.0.1")
+    assert run_script(name, *args, "--resume") == 0
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 6
+    with (out / "log.csv").open() as f:
+        steps = [int(row["step"]) for row in csv.DictReader(f) if row["loss"]]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert (out / "presets" / name / "1.0.1" / "model.weights.h5").exists()
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
+    name = "resnet3d_ixi_age"
+    assert run_script(name, *tiny_args(name, tmp_path / "none"), "--resume") == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "message"),
+    [
+        ("resnet3d_ixi_age", ["--data", "ixi"], "needs --data-dir"),
+        ("resnet3d_ixi_age", ["--data", "mrbrains13", "--data-dir", "x"], "segmentation"),
+        ("srnet3d_ixi", ["--data", "ixi", "--data-dir", "x"], "not available"),
+        ("unet3d_mrbrains", ["--data", "mrbrains13", "--data-dir", "/nonexistent"], "mrbrains13"),
+        ("unet3d_mrbrains", ["--steps", "0"], "steps must be a positive integer"),
+    ],
+)
+def test_bad_arguments_are_named(name, args, message, tmp_path, capsys):
+    assert run_script(name, *args, "--out", str(tmp_path / "run"), "-q") == 2
+    assert message in capsys.readouterr().err
+
+
+def synthetic_head(contrasts, shape, spacing, seed):
+    sample = Synthesizer(
+        SynthConfig(contrasts=contrasts, output_shape=shape, output_spacing=spacing)
+    ).sample(seed=seed)
+    return sample
+
+
+def test_trains_on_the_mrbrains13_layout(tmp_path):
+    """Two subjects in the challenge's folders (synthetic heads at 0.958 x 0.958 x 3 mm)."""
+    data = tmp_path / "MRBrainS13"
+    for n in (1, 2):
+        folder = data / "TrainingData" / str(n)
+        folder.mkdir(parents=True)
+        sample = synthetic_head(("T1", "T1_IR", "T2_FLAIR"), (16, 64, 64), (0.958, 0.958, 3.0), n)
+        for k, channel in enumerate(("T1", "T1_IR", "T2_FLAIR")):
+            image = array_to_image((sample.image[..., k] * 1000).astype(np.int16), sample.geometry)
+            write_image(image, folder / f"{channel}.nii")
+        labels = array_to_image(sample.labels.astype(np.uint8), sample.geometry)
+        write_image(labels, folder / "LabelsForTraining.nii")
+
+    out = tmp_path / "run"
+    args = ["--data", "mrbrains13", "--data-dir", str(data), "--steps", "2", "--val-every", "2"]
+    args += ["--patch", "8,32,32", "--batch-size", "1", "--out", str(out), "-q"]
+    assert run_script("unet3d_mrbrains", *args) == 0
+    metadata = json.loads((out / "presets/unet3d_mrbrains/1.0.0/metadata.json").read_text())
+    assert metadata["training_data"]["name"] == "MRBrainS13"
+    assert metadata["training_data"]["subjects"] == 1  # the other one is held out
+    assert "dice_mean" in metadata["metrics"]
+
+
+def test_trains_on_prepared_ixi(tmp_path):
+    """A folder as training/datasets/ixi.py leaves it: subjects.csv with T1 paths, age, sex."""
+    data = tmp_path / "ixi"
+    rows = []
+    for n, (age, sex) in enumerate([(25.0, 0), (47.5, 1), (71.0, 1), (60.0, 0)]):
+        sample = synthetic_head(("T1",), (32, 32, 32), (3.0, 3.0, 3.0), n)
+        path = data / f"IXI{n:03d}" / "T1.nii.gz"
+        path.parent.mkdir(parents=True)
+        write_image(array_to_image(sample.image[..., 0], sample.geometry), path)
+        rows.append({"name": f"IXI{n:03d}", "T1": str(path), "age": age, "sex": sex})
+    with (data / "subjects.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, ["name", "T1", "age", "sex"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+    out = tmp_path / "run"
+    args = ["--data", "ixi", "--data-dir", str(data), "--steps", "2", "--val-every", "2"]
+    args += ["--patch", "32,32,32", "--batch-size", "2", "--out", str(out), "-q"]
+    assert run_script("resnet3d_ixi_age", *args) == 0
+    metadata = json.loads((out / "presets/resnet3d_ixi_age/1.0.0/metadata.json").read_text())
+    assert metadata["training_data"]["name"] == "IXI"
+    assert metadata["training_data"]["subjects"] == 3
+    assert metadata["metrics"]["mae"]["value"] >= 0
+
+
+def test_downsample_is_a_block_mean_whose_grid_covers_the_same_space():
+    fine_geometry = Geometry(
+        origin=(10.0, -20.0, 5.0),
+        spacing=(1.0, 1.0, 1.0),
+        direction=(0, 1, 0, -1, 0, 0, 0, 0, 1),  # a rotated grid
+        size=(8, 12, 4),
+    )
+    ramp = np.arange(4 * 12 * 8, dtype=np.float32).reshape(4, 12, 8)
+    fine = array_to_image(ramp, fine_geometry)
+    coarse = downsample(fine, (2, 4, 4))
+    assert coarse.GetSize() == (2, 3, 2)
+    assert coarse.GetSpacing() == (4.0, 4.0, 2.0)
+    expected = ramp.reshape(2, 2, 3, 4, 2, 4).mean(axis=(1, 3, 5))
+    np.testing.assert_allclose(sitk.GetArrayFromImage(coarse), expected)
+    # Outer voxel corners coincide: index -0.5 and size - 0.5 map to the same points.
+    for image in (fine, coarse):
+        low = image.TransformContinuousIndexToPhysicalPoint([-0.5] * 3)
+        high = image.TransformContinuousIndexToPhysicalPoint([s - 0.5 for s in image.GetSize()])
+        if image is fine:
+            corners = (low, high)
+        else:
+            np.testing.assert_allclose(low, corners[0], atol=1e-9)
+            np.testing.assert_allclose(high, corners[1], atol=1e-9)
+
+
+def test_super_resolution_pairs_match_the_network_factors():
+    spec = get_spec("srnet3d_ixi")
+    fine = np.random.default_rng(1).random((2, 16, 16, 16, 1), np.float32)
+    x, y = model_io(spec)((fine, None))
+    assert x.shape == (2, 4, 4, 4, 1)
+    assert y is fine
+    np.testing.assert_allclose(x[0, 0, 0, 0, 0], fine[0, :4, :4, :4, 0].mean(), rtol=1e-6)
