@@ -5,12 +5,14 @@ import json
 import logging
 import shutil
 
+import h5py
 import keras
 import numpy as np
 import pytest
 from hub_servers import METRICS, TRAINING, real_input, tiny_unet
 
 import medzoo
+import medzoo.losses
 from medzoo.hub import (
     UnsafePresetError,
     VersionExistsError,
@@ -135,6 +137,18 @@ def test_fine_tuning_keeps_the_body_and_logs_the_fresh_head(unet_preset, caplog)
     assert spec.output.labels == {0: "class 0", 1: "class 1", 2: "class 2"}
     probabilities = tuned.predict(real_input(), verbose=0)
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+
+
+def test_a_trained_compiled_model_is_saved_without_its_optimizer_state(tmp_path):
+    model = tiny_unet()
+    model.compile(optimizer="adam", loss=medzoo.losses.DiceCrossEntropy())
+    x = real_input()
+    model.train_on_batch(x, np.zeros(x.shape[:-1], "int32"))
+    folder = save_preset(model, tmp_path / "trained", **SAVE)
+    with h5py.File(folder / "model.weights.h5") as weights:
+        assert "optimizer" not in weights
+    loaded = medzoo.load(folder)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_fine_tuning_a_resnet_replaces_its_dense_head(tmp_path, caplog):

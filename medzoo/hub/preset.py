@@ -148,7 +148,7 @@ def save_preset(
     )
     try:
         (staging / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
-        model.save_weights(staging / "model.weights.h5")
+        _weights_only(model, config).save_weights(staging / "model.weights.h5")
         (staging / "metadata.json").write_text(
             json.dumps(metadata, indent=2) + "\n", encoding="utf-8"
         )
@@ -160,6 +160,17 @@ def save_preset(
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("Saved preset %s %s to %s", metadata["name"], version, directory)
     return directory
+
+
+def _weights_only(model: keras.Model, config: dict[str, Any]) -> keras.Model:
+    """``model``, or for a compiled model an uncompiled copy with its weights: Keras writes a
+    compiled model's optimizer state into ``.weights.h5`` too (3x the size with Adam), which a
+    checkpoint for inference and fine-tuning does not want."""
+    if getattr(model, "optimizer", None) is None:
+        return model
+    copy = keras.saving.deserialize_keras_object(config)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def load_preset(directory: str | os.PathLike, *, num_classes: int | None = None) -> keras.Model:
