@@ -14,10 +14,10 @@ PY=${PYTHON:-.venv/bin/python}
 VERSION=${VERSION:-1.0.0}
 declare -A ARGS=(
   [unet3d_mrbrains]="--steps 450 --val-every 150 --subjects 48"
-  [srnet3d_ixi]="--steps 300 --val-every 100 --subjects 64"
-  [cae3d_ixi]="--steps 200 --val-every 100 --subjects 400"
-  [resnet3d_ixi_age]="--steps 300 --val-every 100 --subjects 400 --val-cases 8 --test-cases 16"
-  [resnet3d_ixi_sex]="--steps 300 --val-every 100 --subjects 400 --val-cases 8 --test-cases 16"
+  [srnet3d_ixi]="--steps 120 --val-every 60 --subjects 32 --batch-size 2"
+  [cae3d_ixi]="--steps 120 --val-every 60 --subjects 240"
+  [resnet3d_ixi_age]="--steps 200 --val-every 100 --subjects 400 --val-cases 8 --test-cases 16"
+  [resnet3d_ixi_sex]="--steps 200 --val-every 100 --subjects 400 --val-cases 8 --test-cases 16"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(unet3d_mrbrains srnet3d_ixi cae3d_ixi resnet3d_ixi_age resnet3d_ixi_sex)
