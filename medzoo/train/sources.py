@@ -39,6 +39,7 @@ __all__ = [
     "SyntheticSource",
     "downsample",
     "make_source",
+    "train_spacing",
 ]
 
 SOURCES = ("synthetic", "ixi", "mrbrains13")
@@ -178,10 +179,11 @@ class SyntheticSource(Source):
             raise ValueError(f"fov_mm must be three positive sizes (x, y, z) in mm, got {fov_mm}")
         self.contrasts = tuple(spec.input.channels)
         self._cohorts: dict[int, list] = {}
-
-    def _train_spacing(self) -> tuple[float, float, float]:
-        spacing = self.spec.output.spacing_mm or self.spec.input.spacing_mm
-        return tuple(float(s) for s in spacing)  # type: ignore[return-value]
+        self._train_synth = self._synthesizer(train_spacing(spec))
+        self._by_name = {
+            f"synthetic-{self.seed}-{i:05d}": (i, person)
+            for i, person in enumerate(self._cohort(0, self.count))
+        }
 
     def _synthesizer(
         self, spacing: Sequence[float], multiple: Sequence[int] = (1, 1, 1)
@@ -203,15 +205,10 @@ class SyntheticSource(Source):
         return self._cohorts[split][:count]
 
     def subjects(self) -> list[Subject]:
-        cohort = self._cohort(0, self.count)
-        self._train_synth = self._synthesizer(self._train_spacing())
-        self._by_name = {}
-        subjects = []
-        for i, person in enumerate(cohort):
-            name = f"synthetic-{self.seed}-{i:05d}"
-            self._by_name[name] = (i, person)
-            subjects.append(Subject(channels=(), targets=_targets(person), name=name))
-        return subjects
+        return [
+            Subject(channels=(), targets=_targets(person), name=name)
+            for name, (_, person) in self._by_name.items()
+        ]
 
     def read(self, subject: Subject) -> SubjectData:
         index, person = self._by_name[subject.name]
@@ -225,7 +222,7 @@ class SyntheticSource(Source):
         task = self.spec.task
         if task == "super_resolution":
             factors = _sr_factors(self.spec)
-            synth = self._synthesizer(self._train_spacing(), multiple=factors)
+            synth = self._synthesizer(train_spacing(self.spec), multiple=factors)
         else:
             synth = self._synthesizer(_CASE_SPACING[task])
         cases = []
@@ -259,6 +256,14 @@ class SyntheticSource(Source):
 
 def _targets(person: Any) -> dict[str, float]:
     return {"age": float(person.age), "sex": 1.0 if person.sex == "M" else 0.0}
+
+
+def train_spacing(spec: ModelSpec) -> tuple[float, float, float]:
+    """The grid (x, y, z) mm training volumes are on: the model's input grid, or for
+    super-resolution the fine output grid (the coarse input is made from it by block averaging,
+    :func:`medzoo.train.tasks.model_io`)."""
+    spacing = spec.output.spacing_mm or spec.input.spacing_mm
+    return tuple(float(s) for s in spacing)  # type: ignore[return-value]
 
 
 def _sr_factors(spec: ModelSpec) -> tuple[int, int, int]:

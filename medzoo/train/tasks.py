@@ -37,7 +37,7 @@ from medzoo.inference.intensity import fit_normalization
 from medzoo.io import array_to_image, image_to_array
 from medzoo.preprocessing import resample_to_grid, to_model_space
 from medzoo.registry import ModelSpec
-from medzoo.train.sources import Case, Source, _sr_factors
+from medzoo.train.sources import Case, Source, _sr_factors, train_spacing
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -106,12 +106,6 @@ class ModelSpace:
         return SubjectData(array, label, geometry)
 
 
-def _train_spacing(spec: ModelSpec) -> tuple[float, float, float]:
-    """The grid training patches are cut from: the input grid, or for super-resolution the fine
-    output grid (the coarse input is made from it by :func:`model_io`)."""
-    return tuple(spec.output.spacing_mm or spec.input.spacing_mm)  # type: ignore[return-value]
-
-
 def _augmenter(spec: ModelSpec) -> Augmenter:
     """Mild augmentation on top of the variety a source already has: left/right flips (label
     pairs swapped), small rotations and zooms, contrast and gamma changes."""
@@ -149,7 +143,7 @@ def training_dataset(
     """
     common = dict(
         read_fn=source.read,
-        preprocess=ModelSpace(spec, _train_spacing(spec)),
+        preprocess=ModelSpace(spec, train_spacing(spec)),
         augmentation=_augmenter(spec) if augment else None,
         cache_bytes=cache_bytes,
         seed=seed,
