@@ -19,7 +19,7 @@ from typing import Any
 import keras
 
 from medzoo.labels import MRBRAINS13_LABELS
-from medzoo.models import ConvAutoencoder3D, ResidualUNet3D, ResNet3D, SuperResolution3D
+from medzoo.models import ConvAutoencoder3D, ResNet3D, SuperResolution3D, UNet3D
 
 TASKS = ("segmentation", "regression", "classification", "autoencoder", "super_resolution")
 
@@ -42,6 +42,11 @@ class InputSpec:
             (autoencoders) need exactly ``patch_size``.
         fixed_size: True when the model only accepts ``patch_size``.
         value_range: range of the normalised intensities the model was trained on.
+        optional_channels: channels a user may leave out (trained with those channels randomly
+            absent); the first channel is never optional.
+        absent_value: the value an absent optional channel is filled with after normalisation
+            (None: the low end of ``value_range``). A value outside ``value_range`` (-1 for
+            ``unet3d_mrbrains``) tells the network "no scan", never "a dark scan".
     """
 
     channels: tuple[str, ...]
@@ -52,6 +57,21 @@ class InputSpec:
     size_multiple: tuple[int, int, int] = (1, 1, 1)
     fixed_size: bool = False
     value_range: tuple[float, float] = (0.0, 1.0)
+    optional_channels: tuple[str, ...] = ()
+    absent_value: float | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.optional_channels if c not in self.channels]
+        if unknown:
+            raise ValueError(
+                f"InputSpec.optional_channels: {unknown} are not among the channels "
+                f"{list(self.channels)}"
+            )
+        if self.channels and self.channels[0] in self.optional_channels:
+            raise ValueError(
+                f"InputSpec.optional_channels: the first channel ({self.channels[0]}) must be "
+                "given; list only later channels as optional"
+            )
 
 
 @dataclass(frozen=True)
@@ -115,6 +135,7 @@ class ModelSpec:
         inputs = dict(data["input"])
         for key in ("channels", "spacing_mm", "patch_size", "size_multiple", "value_range"):
             inputs[key] = tuple(inputs[key])
+        inputs["optional_channels"] = tuple(inputs.get("optional_channels", ()))
         outputs = dict(data["output"])
         if outputs.get("labels") is not None:
             outputs["labels"] = {int(k): v for k, v in outputs["labels"].items()}
@@ -147,18 +168,16 @@ _SPECS = [
         name="unet3d_mrbrains",
         task="segmentation",
         description=(
-            "Residual 3D U-Net segmenting brain MRI into the 8 MRBrainS13 tissue classes from "
-            "T1, T1-IR and T2-FLAIR scans with 3 mm slices (anisotropic strides keep z coarse)."
+            "3D U-Net segmenting brain MRI into the 8 MRBrainS13 tissue classes at 1 mm from a T1 "
+            "scan of any resolution, with T1-IR and T2-FLAIR scans used where given (trained on "
+            "domain-randomised synthetic scans, so other contrasts work too)."
         ),
-        builder=ResidualUNet3D,
+        builder=UNet3D,
         config=dict(
             in_channels=3,
             num_classes=9,
-            filters=(16, 32, 48, 96),
-            strides=((1, 1, 1), (1, 2, 2), (1, 2, 2), (2, 2, 2)),
-            units_per_level=2,
-            decoder_units=1,
-            upsampling="linear",
+            filters=(8, 16, 32, 64, 128),
+            convs_per_level=2,
             normalization="instance",
             channel_names=("T1", "T1_IR", "T2_FLAIR"),
             name="unet3d_mrbrains",
@@ -166,10 +185,12 @@ _SPECS = [
         input=InputSpec(
             channels=("T1", "T1_IR", "T2_FLAIR"),
             orientation="RAS",
-            spacing_mm=(1.0, 1.0, 3.0),
+            spacing_mm=(1.0, 1.0, 1.0),
             normalization=MR_PERCENTILE,
-            patch_size=(24, 96, 96),
-            size_multiple=(2, 8, 8),
+            patch_size=(96, 96, 96),
+            size_multiple=(16, 16, 16),
+            optional_channels=("T1_IR", "T2_FLAIR"),
+            absent_value=-1.0,
         ),
         output=OutputSpec(kind="label_probabilities", labels=MRBRAINS13_LABELS),
         loss="dice+weighted_ce",

@@ -272,7 +272,7 @@ def real_input():
 
 
 def tiny_unet(**overrides):
-    """unet3d_mrbrains with 4 filters per level and one input channel (11.3 k parameters)."""
+    """unet3d_mrbrains with 4 filters per level and one input channel (7.2 k parameters)."""
     import medzoo
 
     config = {"filters": (4, 4, 4, 4), "in_channels": 1, "channel_names": ("T1",), **overrides}

@@ -16,7 +16,7 @@ def test_info_prints_the_spec_as_json(capsys):
     assert main(["info", "unet3d_mrbrains"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["input"]["channels"] == ["T1", "T1_IR", "T2_FLAIR"]
-    assert info["input"]["spacing_mm"] == [1.0, 1.0, 3.0]
+    assert info["input"]["spacing_mm"] == [1.0, 1.0, 1.0]
     assert info["output"]["labels"]["4"] == "white matter lesions"
 
 

@@ -50,7 +50,7 @@ def test_save_then_load_gives_identical_predictions_and_the_spec(unet_preset):
     assert metadata["parameters"] == model.count_params()
     assert metadata["keras_version"] == keras.__version__
     assert metadata["medzoo_version"] == medzoo.__version__
-    assert metadata["spec"]["input"]["spacing_mm"] == [1.0, 1.0, 3.0]
+    assert metadata["spec"]["input"]["spacing_mm"] == [1.0, 1.0, 1.0]
     assert metadata["metrics"] == METRICS and metadata["training_data"] == TRAINING
     assert metadata["license"] == "MIT" and metadata["command"]
     card = (folder / "README.md").read_text()
@@ -108,9 +108,9 @@ def test_an_unregistered_class_is_refused_before_deserialising(tmp_path, unet_pr
     folder = tmp_path / "foreign"
     shutil.copytree(unet_preset[0], folder)
     text = (folder / "config.json").read_text()
-    text = text.replace('"module": "medzoo.layers.residual"', '"module": "evil.layers"', 1)
+    text = text.replace('"module": "medzoo.layers.upsampling"', '"module": "evil.layers"', 1)
     text = text.replace(
-        '"registered_name": "medzoo>ResidualUnit3D"', '"registered_name": "evil>X"', 1
+        '"registered_name": "medzoo>LinearUpsampling3D"', '"registered_name": "evil>X"', 1
     )
     (folder / "config.json").write_text(text)
     with pytest.raises(UnsafePresetError) as err:
@@ -172,7 +172,7 @@ def test_a_body_layer_that_does_not_fit_is_an_error(tmp_path, unet_preset):
     (folder / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(ValueError, match="body layers do not fit") as err:
         load_preset(folder, num_classes=3)
-    assert "encoder_stem (pretrained 3x3x3x1x4, 4, now 3x3x3x1x8, 8)" in str(err.value)
+    assert "encoder_l0_conv0 (pretrained 3x3x3x1x4, now 3x3x3x1x8)" in str(err.value)
 
 
 def test_num_classes_is_refused_for_models_without_classes(tmp_path):
@@ -188,7 +188,9 @@ def test_freeze_encoder_freezes_only_the_encoder_and_can_undo_it(unet_preset):
     names = freeze_encoder(model)
     assert names and all(n.startswith("encoder_") for n in names)
     assert all(not model.get_layer(n).trainable for n in names)
-    assert model.get_layer("decoder_l0_u0").trainable and model.get_layer("head_logits").trainable
+    assert (
+        model.get_layer("decoder_l0_conv0").trainable and model.get_layer("head_logits").trainable
+    )
     assert 0 < len(model.trainable_weights) < trainable
     freeze_encoder(model, frozen=False)
     assert len(model.trainable_weights) == trainable

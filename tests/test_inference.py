@@ -488,22 +488,49 @@ def test_channels_by_name_in_any_order_and_missing_ones():
         predict(model, ["nowhere.nii.gz", t2])
 
 
-def test_a_channel_the_model_tolerates_missing_is_filled_with_background():
-    @dataclasses.dataclass(frozen=True)
-    class TolerantInputSpec(InputSpec):
-        optional_channels: tuple[str, ...] = ()
+@keras.saving.register_keras_serializable(package="medzoo_tests")
+class LastChannelBelowZero(keras.layers.Layer):
+    """Two "probabilities": one-hot of (last channel < 0): how a network sees an absent scan."""
 
+    def call(self, x):
+        foreground = ops.cast(x[..., -1:] < 0.0, "float32")
+        return ops.concatenate([1.0 - foreground, foreground], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 2)
+
+
+@pytest.mark.parametrize(("absent_value", "foreground"), [(None, 0), (-1.0, 1)])
+def test_a_channel_the_model_tolerates_missing_is_filled_with_its_absent_value(
+    absent_value, foreground
+):
     t1 = scan(np.full((8, 8, 8), 80.0, np.float32), (1.0, 1.0, 1.0))
     spec = make_spec(
-        channels=("T2", "T1"),
-        patch=(8, 8, 8),
-        input_cls=TolerantInputSpec,
-        optional_channels=("T2",),
+        channels=("T1", "T2"), patch=(8, 8, 8), optional_channels=("T2",), absent_value=absent_value
     )
-    model = attach_spec(functional(ThresholdOneHot(), channels=2), spec)
-    result = predict(model, {"T1": t1}, progress=False)
-    assert np.all(sitk.GetArrayFromImage(result.labels) == 0)  # channel 0 (T2) is background
-    assert Geometry.from_image(result.labels).allclose(Geometry.from_image(t1))
+    model = attach_spec(functional(LastChannelBelowZero(), channels=2), spec)
+    for inputs in ({"T1": t1}, [t1], t1):  # by name, by position, or the one scan alone
+        result = predict(model, inputs, progress=False)
+        # None: the low end of the value range (0, "dark"); -1: below it ("no scan").
+        assert np.all(sitk.GetArrayFromImage(result.labels) == foreground)
+        assert Geometry.from_image(result.labels).allclose(Geometry.from_image(t1))
+
+
+def test_optional_channels_must_follow_a_required_first_channel():
+    with pytest.raises(ValueError, match=r"first channel \(T2\) must be given"):
+        make_spec(channels=("T2", "T1"), optional_channels=("T2",))
+    with pytest.raises(ValueError, match=r"\['FLAIR'\] are not among the channels"):
+        make_spec(channels=("T1", "T2"), optional_channels=("FLAIR",))
+
+
+def test_too_few_or_too_many_positional_scans_name_the_range():
+    t1 = scan(np.full((8, 8, 8), 80.0, np.float32), (1.0, 1.0, 1.0))
+    spec = make_spec(channels=("T1", "T2", "PD"), patch=(8, 8, 8), optional_channels=("PD",))
+    model = attach_spec(functional(ThresholdOneHot(), channels=3), spec)
+    with pytest.raises(ValueError, match=r"needs 2 to 3 scans, in the order T1, T2, PD; got 1"):
+        predict(model, [t1], progress=False)
+    with pytest.raises(ValueError, match="got 4"):
+        predict(model, [t1, t1, t1, t1], progress=False)
 
 
 def test_channels_on_other_grids_are_resampled_or_refused():

@@ -29,7 +29,7 @@ _GRID_TOL_MM = 1e-3  # grids closer than this (mm; and direction cosines) count 
 
 def optional_channels(spec: InputSpec) -> tuple[str, ...]:
     """Channels the model tolerates missing (``spec.optional_channels``; none by default)."""
-    return tuple(getattr(spec, "optional_channels", ()))
+    return tuple(spec.optional_channels)
 
 
 def gather_channels(
@@ -38,9 +38,10 @@ def gather_channels(
     """Read the scans for ``spec``'s channels and bring them onto the first scan's grid.
 
     Args:
-        inputs: see the module doc. A sequence must hold one scan per channel, in
-            ``spec.channels`` order; a mapping may leave out channels listed in
-            ``spec.optional_channels``.
+        inputs: see the module doc. A sequence holds scans in ``spec.channels`` order and may
+            stop before trailing channels listed in ``spec.optional_channels`` (one T1 scan
+            for a T1 / T1-IR / T2-FLAIR model whose last two channels are optional); a mapping
+            may leave out any optional channel.
         spec: the model's input spec.
         resample: resample (linearly) scans whose grid differs from the first given channel's
             onto that grid; with False such scans raise instead.
@@ -103,13 +104,20 @@ def _by_channel(inputs: Inputs, spec: InputSpec) -> dict[str, ScanLike]:
             raise ValueError(f"no scan given: this model needs {listing}")
         return {c: inputs[c] for c in channels if c in inputs}
     scans = [inputs] if isinstance(inputs, (str, os.PathLike, sitk.Image)) else list(inputs)
-    if len(scans) != len(channels):
+    optional = set(optional_channels(spec))
+    required = len(channels)
+    while required > 1 and channels[required - 1] in optional:
+        required -= 1
+    if not required <= len(scans) <= len(channels):
+        if required == len(channels):
+            count = f"{len(channels)} scan(s)"
+        else:
+            count = f"{required} to {len(channels)} scans"
         raise ValueError(
-            f"this model needs {len(channels)} scan(s), one per channel in the order {listing}; "
-            f"got {len(scans)}. Pass them in that order, or by name as a dict "
-            "(--channel NAME=PATH on the command line)"
+            f"this model needs {count}, in the order {listing}; got {len(scans)}. Pass them in "
+            "that order, or by name as a dict (--channel NAME=PATH on the command line)"
         )
-    return dict(zip(channels, scans, strict=True))
+    return dict(zip(channels, scans, strict=False))
 
 
 def _read(scan: ScanLike, source: str) -> sitk.Image:

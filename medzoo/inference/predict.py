@@ -291,10 +291,11 @@ def _model_volume(
         array = sitk.GetArrayFromImage(image)
         maps[name] = fit_normalization(array, spec.normalization, name)
         arrays.append(maps[name].apply(array))
+    fill = spec.value_range[0] if spec.absent_value is None else spec.absent_value
     for index, name in enumerate(spec.channels):
         if arrays[index] is None:
-            logger.info("channel %s not given: filled with the background value", name)
-            arrays[index] = np.full(grid.shape, spec.value_range[0], np.float32)
+            logger.info("channel %s not given: filled with the absent value %g", name, fill)
+            arrays[index] = np.full(grid.shape, fill, np.float32)
     volume = arrays[0][..., None] if len(arrays) == 1 else np.stack(arrays, axis=-1)
     return volume, grid, maps
 
