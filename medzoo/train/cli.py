@@ -13,7 +13,9 @@ from medzoo.train.sources import SOURCES
 __all__ = ["add_arguments", "config_from_args", "main"]
 
 _DATA_HELP = {
-    "segmentation": "mrbrains13 (the challenge's TrainingData folders; register at "
+    "segmentation": "labelmaps (domain-randomised scans drawn afresh from 1 mm whole-head label "
+    "maps, validated on real scans; the recommended recipe, see training/README.md) or "
+    "mrbrains13 (the challenge's TrainingData folders; register at "
     "https://mrbrains13.isi.uu.nl)",
     "regression": "ixi (prepared by training/datasets/ixi.py)",
     "classification": "ixi (prepared by training/datasets/ixi.py)",
@@ -56,7 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help=f"training data: synthetic (default; rendered by medzoo.synth, no download) or the "
         f"real dataset for this model: {_DATA_HELP[spec.task]}",
     )
-    add("--data-dir", help="folder of the real dataset (with --data ixi | mrbrains13)")
+    add(
+        "--data-dir",
+        help="folder of the real dataset (with --data ixi | mrbrains13), or of the 1 mm "
+        "whole-head label maps (with --data labelmaps)",
+    )
+    add(
+        "--reference-dir",
+        default=None,
+        help="with --data labelmaps: folder of REAL scans with reference tissue segmentations "
+        "and a cases.json (e.g. training/references) for validation and test",
+    )
     add("--steps", type=int, default=2000, help="training steps (batches) in total (default 2000)")
     add(
         "--batch-size",
@@ -74,7 +86,24 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     )
     add("--out", default=None, help=f"run folder (default runs/{name})")
     add("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    add(
+        "--init-weights",
+        default=None,
+        metavar="PATH",
+        help="start a new run from these weights (.weights.h5, e.g. a committed checkpoint)",
+    )
+    add(
+        "--init-step",
+        type=int,
+        default=0,
+        help="the step --init-weights reached; the run counts on from it (default 0)",
+    )
     add("--val-every", type=int, default=200, help="steps between validations (default 200)")
+    add(
+        "--snapshots",
+        action="store_true",
+        help="keep the weights of every validation step (checkpoint/step_<step>.weights.h5)",
+    )
     add("--val-cases", type=int, default=2, help="held-out validation scans (default 2)")
     add("--test-cases", type=int, default=4, help="held-out test scans for the final metrics")
     add("--log-every", type=int, default=10, help="steps between log.csv rows (default 10)")
@@ -110,12 +139,16 @@ def config_from_args(name: str, args: argparse.Namespace):
         name=name,
         data=args.data,
         data_dir=args.data_dir,
+        reference_dir=args.reference_dir,
         steps=args.steps,
         batch_size=args.batch_size,
         patch=args.patch,
         out=args.out,
         resume=args.resume,
+        init_weights=args.init_weights,
+        init_step=args.init_step,
         val_every=args.val_every,
+        snapshots=args.snapshots,
         val_cases=args.val_cases,
         test_cases=args.test_cases,
         log_every=args.log_every,

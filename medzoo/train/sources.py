@@ -34,7 +34,9 @@ __all__ = [
     "SOURCES",
     "Case",
     "IxiSource",
+    "LabelMapSource",
     "Mrbrains13Source",
+    "RandomizedBatches",
     "Source",
     "SyntheticSource",
     "downsample",
@@ -42,7 +44,7 @@ __all__ = [
     "train_spacing",
 ]
 
-SOURCES = ("synthetic", "ixi", "mrbrains13")
+SOURCES = ("synthetic", "labelmaps", "ixi", "mrbrains13")
 
 # Acquisition grids of the held-out synthetic cases, (x, y, z) mm: like the real data each model
 # is meant for, so that validation exercises the resampling to model space.
@@ -73,6 +75,10 @@ class Case:
         label: segmentation truth on the first channel's grid (label ids), else None.
         targets: ``age`` (years) and ``sex`` (0 female, 1 male) where known.
         reference: super-resolution truth on the fine grid, else None.
+        tissues: a classical reference tissue segmentation of a real scan (0 outside the brain,
+            1 CSF, 2 GM, 3 WM) on the first channel's grid, scored by
+            :func:`medzoo.train.reference.score_tissues`; else None.
+        exclude: 1 where ``tissues`` is not scored (cerebellum, brainstem), else None.
     """
 
     name: str
@@ -80,12 +86,21 @@ class Case:
     label: sitk.Image | None = None
     targets: dict[str, float] = field(default_factory=dict)
     reference: sitk.Image | None = None
+    tissues: sitk.Image | None = None
+    exclude: sitk.Image | None = None
 
 
 class Source(ABC):
-    """Training subjects, their read function, and held-out cases for one model spec."""
+    """Training subjects, their read function, and held-out cases for one model spec.
+
+    ``selection`` (metric name, higher is better) overrides the task's default checkpoint
+    selection, and ``metric_names`` its logged validation metrics, where a source's cases are
+    scored differently (real scans against reference tissues).
+    """
 
     name: str
+    selection: tuple[str, bool] | None = None
+    metric_names: tuple[str, ...] | None = None
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -97,6 +112,11 @@ class Source(ABC):
     def read(self, subject: Subject) -> SubjectData:
         """A subject's arrays on its native grid (default: its files)."""
         return read_subject(subject)
+
+    def batches(self, batch_size: int, steps_per_epoch: int) -> Any | None:
+        """Ready training batches (an object with ``len()`` and ``batch(index, epoch)``), or
+        None (the default): the trainer then cuts patches or volumes from :meth:`subjects`."""
+        return None
 
     @abstractmethod
     def cases(self, split: str, count: int) -> list[Case]:
@@ -254,6 +274,151 @@ class SyntheticSource(Source):
         }
 
 
+# --------------------------------------------------------------------------------------------
+# Domain-randomised scans from whole-head label maps, validated on real scans
+# --------------------------------------------------------------------------------------------
+
+
+class RandomizedBatches:
+    """Training batches drawn afresh from label maps: batch ``index`` of data epoch ``epoch``
+    is the same for the same seed (so a resumed run continues the sequence), and no two
+    batches share a contrast, geometry or acquisition draw.
+
+    Each batch is ``(image, labels)``: float32 (n, z, y, x, c) and int32 (n, z, y, x).
+    """
+
+    def __init__(
+        self, renderer: Any, subjects: Sequence[int], batch_size: int, length: int, seed: int
+    ) -> None:
+        self.renderer, self.subjects = renderer, list(subjects)
+        self.batch_size, self.length, self.seed = batch_size, length, seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def batch(self, index: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        images, labels = [], []
+        for k in range(self.batch_size):
+            rng = np.random.default_rng([self.seed, epoch, index, k])
+            subject = self.subjects[int(rng.integers(len(self.subjects)))]
+            image, label = self.renderer.sample(rng, subject=subject)
+            images.append(image)
+            labels.append(label)
+        return np.stack(images), np.stack(labels)
+
+
+class LabelMapSource(Source):
+    """Segmentation training on domain-randomised scans rendered from whole-head label maps
+    (:mod:`medzoo.synth.randomized`), validated and tested on REAL scans against classical
+    reference tissue segmentations (:mod:`medzoo.train.reference`).
+
+    Args:
+        spec: a segmentation spec with 1 mm isotropic input spacing.
+        data_dir: a folder of 1 mm label maps (``*.nii.gz``; e.g. SynthSeg's 20 whole-head
+            training label maps); ``include_ibsr`` adds medzoo's bundled IBSR head atlas.
+        reference_dir: the real reference scans (a ``cases.json`` folder).
+        holdout: label map names (file stems) never rendered for training.
+        seed: seed of every draw.
+        patch: (z, y, x) voxels of a training sample (default: the spec's patch size).
+    """
+
+    name = "labelmaps"
+    selection = ("dice_tissues", True)
+    metric_names = ("dice_tissues", "dice_gm", "dice_wm", "dice_csf", "outside_brain_ml")
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        data_dir: str | Path,
+        *,
+        reference_dir: str | Path,
+        holdout: Sequence[str] = ("training_seg_19", "training_seg_20"),
+        include_ibsr: bool = True,
+        seed: int = 0,
+        patch: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__(spec)
+        from medzoo.hub._files import sha256_file
+        from medzoo.synth.anatomy import ATLAS_DIR
+        from medzoo.synth.randomized import LabelMapBank, RandomizedConfig, RandomizedRenderer
+
+        if spec.task != "segmentation" or any(abs(s - 1.0) > 1e-6 for s in spec.input.spacing_mm):
+            raise ValueError(
+                f"--data labelmaps renders 1 mm segmentation samples; {spec.name} is a "
+                f"{spec.task} model at {spec.input.spacing_mm} mm"
+            )
+        self.data_dir, self.reference_dir = Path(data_dir), Path(reference_dir)
+        files = sorted(self.data_dir.glob("*.nii*"))
+        if not files:
+            raise FileNotFoundError(
+                f"{self.data_dir} holds no label maps (*.nii, *.nii.gz); point --data-dir at a "
+                "folder of 1 mm whole-head label maps (see training/README.md)"
+            )
+        held = set(holdout)
+        self.files = [f for f in files if f.name.split(".")[0] not in held]
+        self.held_out = [f.name for f in files if f.name.split(".")[0] in held]
+        if include_ibsr:
+            self.files.append(ATLAS_DIR / "ibsr_head.nii.gz")
+        self.hashes = {f.name: sha256_file(f) for f in self.files}
+        self.seed = int(seed)
+        self.config = RandomizedConfig(
+            patch_shape=tuple(patch or spec.input.patch_size),
+            channels=tuple(spec.input.channels),
+            contrasts=tuple(spec.input.channels),
+            absent_value=float(
+                spec.input.absent_value if spec.input.absent_value is not None else 0.0
+            ),
+        )
+        self.renderer = RandomizedRenderer(LabelMapBank.from_files(self.files), self.config)
+
+    def subjects(self) -> list[Subject]:
+        return [Subject(channels=(), name=f.name.split(".")[0]) for f in self.files]
+
+    def read(self, subject: Subject) -> SubjectData:
+        raise TypeError(
+            "LabelMapSource draws every training sample afresh; use batches(), not read()"
+        )
+
+    def batches(self, batch_size: int, steps_per_epoch: int) -> RandomizedBatches:
+        """The training batches (see :class:`RandomizedBatches`)."""
+        return RandomizedBatches(
+            self.renderer, range(len(self.files)), batch_size, steps_per_epoch, self.seed
+        )
+
+    def cases(self, split: str, count: int) -> list[Case]:
+        from medzoo.train.reference import read_references
+
+        cases = []
+        for ref in read_references(self.reference_dir, split)[:count]:
+            scan = read_image(ref.scan)
+            channel = self.spec.input.channels[0]
+            cases.append(Case(ref.name, {channel: scan}, tissues=ref.tissues, exclude=ref.exclude))
+        if not cases:
+            raise ValueError(
+                f"{self.reference_dir}/cases.json lists no {split} scan; add one (see "
+                "medzoo.train.reference)"
+            )
+        return cases
+
+    def provenance(self) -> dict[str, Any]:
+        from medzoo.train.reference import read_references
+
+        return {
+            "name": "domain-randomised scans from whole-head label maps",
+            "generator": "medzoo.synth.randomized (fresh contrast, geometry, resolution, bias, "
+            "noise for every sample)",
+            "label_maps": self.hashes,
+            "held_out_label_maps": self.held_out,
+            "label_map_dir": str(self.data_dir),
+            "renderer": self.config.to_dict(),
+            "seed": self.seed,
+            "real_reference_scans": {
+                r.name: {"split": r.split, "scan": r.scan.name, "note": r.note}
+                for r in read_references(self.reference_dir)
+            },
+        }
+
+
 def _targets(person: Any) -> dict[str, float]:
     return {"age": float(person.age), "sex": 1.0 if person.sex == "M" else 0.0}
 
@@ -372,8 +537,10 @@ def make_source(
     subjects: int = 64,
     seed: int = 0,
     fov_mm: Sequence[float] | None = None,
+    reference_dir: str | Path | None = None,
+    patch: Sequence[int] | None = None,
 ) -> Source:
-    """The source ``data`` ("synthetic", "ixi" or "mrbrains13") for ``spec``."""
+    """The source ``data`` ("synthetic", "labelmaps", "ixi" or "mrbrains13") for ``spec``."""
     if data not in SOURCES:
         raise ValueError(f"--data {data!r} is not a data source; use one of {', '.join(SOURCES)}")
     if data == "synthetic":
@@ -383,6 +550,13 @@ def make_source(
             f"--data {data} needs --data-dir, the folder holding the dataset (see "
             "training/README.md for how to get it)"
         )
+    if data == "labelmaps":
+        if reference_dir is None:
+            raise ValueError(
+                "--data labelmaps validates on real scans: give --reference-dir (e.g. "
+                "training/references)"
+            )
+        return LabelMapSource(spec, data_dir, reference_dir=reference_dir, seed=seed, patch=patch)
     if data == "mrbrains13":
         if spec.task != "segmentation":
             raise ValueError(f"--data mrbrains13 has label maps for segmentation, not {spec.task}")

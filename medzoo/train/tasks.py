@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 import numpy as np
@@ -264,6 +264,8 @@ def evaluate(
 
 
 def _segmentation(spec: ModelSpec, results: list) -> Evaluation:
+    if all(case.tissues is not None for case, _ in results):
+        return _tissues(spec, results)
     labels = sorted(k for k in spec.output.labels if k != 0)
     scores: dict[int, list[float]] = {k: [] for k in labels}
     for case, prediction in results:
@@ -279,6 +281,24 @@ def _segmentation(spec: ModelSpec, results: list) -> Evaluation:
     metrics.update({f"dice_{k}": v for k, v in per_label.items()})
     case, prediction = results[0]
     return Evaluation(metrics, _preview(spec, case, prediction))
+
+
+def _tissues(spec: ModelSpec, results: list) -> Evaluation:
+    """Real scans against reference tissues: the mean over cases of
+    :func:`medzoo.train.reference.score_tissues`, and each case's values as ``<name>/<key>``."""
+    from medzoo.train.reference import score_tissues
+
+    per_case = {
+        case.name: score_tissues(prediction.labels, case.tissues, case.exclude)
+        for case, prediction in results
+    }
+    keys = next(iter(per_case.values()))
+    metrics = {k: float(np.mean([m[k] for m in per_case.values()])) for k in keys}
+    for name, values in per_case.items():
+        metrics.update({f"{name}/{k}": v for k, v in values.items()})
+    case, prediction = results[0]
+    truth = sitk.Cast(case.tissues, sitk.sitkUInt8)
+    return Evaluation(metrics, _preview(spec, replace(case, label=truth), prediction))
 
 
 def _preview(spec: ModelSpec, case: Case, prediction) -> np.ndarray:

@@ -60,14 +60,22 @@ class TrainConfig:
 
     Attributes:
         name: registry name of the model.
-        data: "synthetic", "ixi" or "mrbrains13".
-        data_dir: the real dataset's folder (not for synthetic data).
+        data: "synthetic", "labelmaps", "ixi" or "mrbrains13".
+        data_dir: the real dataset's folder, or for "labelmaps" the label maps' folder.
+        reference_dir: for "labelmaps": the real validation / test scans with reference
+            tissue segmentations (:mod:`medzoo.train.reference`).
         steps: training steps (batches) in total, including those of a resumed run.
         batch_size: examples per batch (default per task, :data:`DEFAULT_BATCH`).
         patch: network input size (z, y, x) voxels (default: the spec's patch size).
         out: run folder.
         resume: continue from ``out/checkpoint`` (error if there is none).
+        init_weights: start a new run from these weights (``.weights.h5``, e.g. a committed
+            checkpoint of an earlier session) instead of fresh ones; the optimizer starts anew.
+        init_step: the step those weights reached: the run counts on from it (and its data
+            draws continue the sequence), so learning curves of both runs line up.
         val_every: steps between validations.
+        snapshots: also keep the weights of every validation step
+            (``checkpoint/step_<step>.weights.h5``), to redraw learning curves on other scans.
         val_cases, test_cases: held-out cases for validation and the final test.
         log_every: steps between log rows.
         subjects: distinct synthetic training subjects.
@@ -83,12 +91,16 @@ class TrainConfig:
     name: str
     data: str = "synthetic"
     data_dir: str | None = None
+    reference_dir: str | None = None
     steps: int = 2000
     batch_size: int | None = None
     patch: tuple[int, int, int] | None = None
     out: str | None = None
     resume: bool = False
+    init_weights: str | None = None
+    init_step: int = 0
     val_every: int = 200
+    snapshots: bool = False
     val_cases: int = 2
     test_cases: int = 4
     log_every: int = 10
@@ -108,6 +120,19 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.resume and self.init_weights:
+            raise ValueError(
+                "resume and init_weights exclude each other: --resume continues a run folder, "
+                "--init-weights starts a new one from weights"
+            )
+        if (
+            isinstance(self.init_step, bool)
+            or int(self.init_step) != self.init_step
+            or (self.init_step < 0 or self.init_step >= self.steps)
+        ):
+            raise ValueError(
+                f"init_step must be a whole number of steps in [0, steps), got {self.init_step!r}"
+            )
         if self.batch_size is not None and (
             int(self.batch_size) != self.batch_size or self.batch_size < 1
         ):
@@ -225,7 +250,6 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     checkpoints.mkdir(parents=True, exist_ok=True)
     batch_size = config.batch_size or DEFAULT_BATCH[spec.task]
     patch = tuple(config.patch or spec.input.patch_size)
-    metric, higher = SELECTION[spec.task]
     keras.utils.set_random_seed(config.seed)
 
     source = make_source(
@@ -235,21 +259,27 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
         subjects=config.subjects,
         seed=config.seed,
         fov_mm=config.fov_mm,
-    )
-    subjects = source.subjects()
-    dataset = make_dataset(
-        spec,
-        source,
-        subjects,
+        reference_dir=config.reference_dir,
         patch=patch,
-        batch_size=batch_size,
-        steps_per_epoch=config.val_every,
-        augment=config.augment,
-        seed=config.seed,
-        workers=config.workers,
     )
+    metric, higher = source.selection or SELECTION[spec.task]
+    subjects = source.subjects()
+    dataset = source.batches(batch_size, config.val_every)
+    if dataset is None:
+        dataset = make_dataset(
+            spec,
+            source,
+            subjects,
+            patch=patch,
+            batch_size=batch_size,
+            steps_per_epoch=config.val_every,
+            augment=config.augment,
+            seed=config.seed,
+            workers=config.workers,
+        )
     to_model = model_io(spec)
     validation = source.cases("validation", config.val_cases)
+    validation_names = [case.name for case in validation]
 
     state_path, last_path = checkpoints / "state.json", checkpoints / "last.keras"
     best_path = checkpoints / "best.weights.h5"
@@ -262,6 +292,14 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
         state = json.loads(state_path.read_text())
         model = attach_spec(keras.saving.load_model(last_path, safe_mode=True), spec)
         logger.info("resuming %s at step %d", config.name, state["step"])
+        if state.get("validation", validation_names) != validation_names:
+            logger.warning(
+                "the validation cases changed (%s -> %s): the best checkpoint so far is "
+                "forgotten and chosen anew on the new cases",
+                state.get("validation"),
+                validation_names,
+            )
+            state["best"] = state["best_step"] = None
     else:
         if state_path.exists():
             raise FileExistsError(
@@ -270,9 +308,16 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             )
         state = {"step": 0, "best": None, "best_step": None, "seconds": 0.0, "timed_steps": 0}
         model = build(config.name)
+        if config.init_weights:
+            model.load_weights(config.init_weights)
+            state["step"] = config.init_step
+            state["init_weights"] = str(config.init_weights)
+            logger.info("starting from %s at step %d", config.init_weights, config.init_step)
         _compile(model, spec, config.learning_rate)
+    state["validation"] = validation_names
 
-    val_columns = [f"val_{metric}"] + [f"val_{m}" for m in _metric_names(spec) if m != metric]
+    names = source.metric_names or _metric_names(spec)
+    val_columns = [f"val_{metric}"] + [f"val_{m}" for m in names if m != metric]
     log = _Log(out / "log.csv", ["step", "loss", "seconds_per_step", *val_columns])
     board = _Board(out / "tensorboard")
     logger.info(
@@ -319,6 +364,11 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             board.scalars(step, {f"validation/{k}": v for k, v in result.metrics.items()})
             if result.preview is not None:
                 board.preview(step, result.preview)
+            if config.snapshots:
+                snapshot = checkpoints / f"step_{step:06d}.weights.h5"
+                tmp = snapshot.with_name(f".{snapshot.stem}.tmp.weights.h5")
+                model.save_weights(tmp)
+                os.replace(tmp, snapshot)
             if _better(value, state["best"], higher):
                 state["best"], state["best_step"] = value, step
                 tmp = best_path.with_name(".best.tmp.weights.h5")
@@ -377,6 +427,7 @@ def _finish(
         **source.provenance(),
         "steps": state["step"],
         "best_step": state["best_step"],
+        "init_weights": state.get("init_weights"),
         "batch_size": batch_size,
         "patch_zyx": list(patch),
         "learning_rate": config.learning_rate,
