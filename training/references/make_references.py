@@ -214,6 +214,8 @@ def overlay_png(scan: Path, labels: Path, exclude: Path | None, out: Path, title
     def canon(path: Path) -> np.ndarray:
         return np.asarray(nib.as_closest_canonical(nib.load(str(path))).dataobj)
 
+    zooms = nib.as_closest_canonical(nib.load(str(scan))).header.get_zooms()[:3]
+    aspects = [zooms[1] / zooms[0], zooms[2] / zooms[0], zooms[2] / zooms[1]]  # mm per row/col
     img = canon(scan).astype(np.float32)
     lab = canon(labels)
     exc = canon(exclude) if exclude is not None else None
@@ -237,9 +239,26 @@ def overlay_png(scan: Path, labels: Path, exclude: Path | None, out: Path, title
     for col, (im, lb, nm) in enumerate(zip(views(img), views(lab), names, strict=True)):
         for row in range(2):
             ax = axes[row, col]
-            ax.imshow(im, cmap="gray", vmin=lo, vmax=hi, origin="lower", interpolation="nearest")
+            asp = aspects[col]
+            ax.imshow(
+                im,
+                cmap="gray",
+                vmin=lo,
+                vmax=hi,
+                origin="lower",
+                interpolation="nearest",
+                aspect=asp,
+            )
             if row == 1:
-                ax.imshow(lb, cmap=cmap, vmin=0, vmax=3, origin="lower", interpolation="nearest")
+                ax.imshow(
+                    lb,
+                    cmap=cmap,
+                    vmin=0,
+                    vmax=3,
+                    origin="lower",
+                    interpolation="nearest",
+                    aspect=asp,
+                )
                 if exc is not None:
                     ex = views(exc)[col]
                     if ex.any():
