@@ -49,8 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     sys.stdout.write(
         f"{result.total} subjects: {result.done} done, {result.skipped} already done, "
         f"{result.failed} failed ({result.seconds:.0f} s)\n"
-        f"summary: {result.summary}\n"
-        + (f"failures: {result.failures}\n" if result.failed else "")
+        f"summary: {result.summary}\n" + (f"failures: {result.failures}\n" if result.failed else "")
     )
     return 1 if result.failed else 0
 

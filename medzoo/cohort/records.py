@@ -135,9 +135,12 @@ def read_metadata(folder: str | os.PathLike) -> dict[str, Any]:
         )
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"))
-        metadata["name"], metadata["version"], metadata["spec"]["input"]["channels"]  # noqa: B018
+        if not (metadata["name"] and metadata["version"] and metadata["spec"]["input"]["channels"]):
+            raise ValueError("empty name, version or channels")
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a medzoo preset's metadata ({err!r}); re-publish it") from err
+        raise ValueError(
+            f"{path}: not a medzoo preset's metadata ({err!r}); re-publish it"
+        ) from err
     return metadata
 
 

@@ -111,8 +111,7 @@ def _parse_cluster(cluster: str) -> str:
     if cluster in ("local", "slurm") or cluster.startswith(("tcp://", "tls://")):
         return cluster
     raise ValueError(
-        f"--cluster {cluster!r}: use local, slurm or a scheduler address such as "
-        "tcp://host:8786"
+        f"--cluster {cluster!r}: use local, slurm or a scheduler address such as tcp://host:8786"
     )
 
 
@@ -425,8 +424,7 @@ def _dispatch(
         for _ in range(min(in_flight, len(todo))):
             submit()
         first = time.perf_counter()
-        finished = 0
-        for future in queue:
+        for finished, future in enumerate(queue, start=1):
             subject = subject_of.pop(future.key)
             try:
                 outcome = future.result()
@@ -454,7 +452,6 @@ def _dispatch(
                     result.done += 1
                 else:
                     result.skipped += 1
-            finished += 1
             tables.write()
             minutes = (time.perf_counter() - first) / 60
             bar.update(1)
@@ -477,4 +474,3 @@ def _lost_message(err: BaseException) -> str:
             "in native code); give workers more memory (--worker-memory) or check the scan"
         )
     return " ".join(str(err).split()) or repr(err)
-

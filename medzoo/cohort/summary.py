@@ -78,9 +78,7 @@ def summary_row(prediction: Any, written: Mapping[str, Path], subject: str) -> d
     return row
 
 
-def write_table(
-    path: Path, rows: Iterable[Mapping[str, Any]], first: Iterable[str] = ()
-) -> Path:
+def write_table(path: Path, rows: Iterable[Mapping[str, Any]], first: Iterable[str] = ()) -> Path:
     """Write ``rows`` as CSV atomically; columns: ``first``, then every other key in order of
     first appearance (a row without a column leaves it empty)."""
     rows = list(rows)

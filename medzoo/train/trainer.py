@@ -45,6 +45,7 @@ from medzoo.data import PatchDataset, VolumeDataset
 from medzoo.hub import publish
 from medzoo.losses import get_loss
 from medzoo.registry import attach_spec, build, get_spec
+from medzoo.train.distribute import DataParallel
 from medzoo.train.sources import make_source
 from medzoo.train.tasks import DEFAULT_BATCH, SELECTION, Evaluation, evaluate, model_io
 from medzoo.train.tasks import training_dataset as make_dataset
@@ -75,6 +76,7 @@ class TrainConfig:
         learning_rate: Adam's learning rate.
         augment: apply :func:`medzoo.train.tasks._augmenter`'s augmentation.
         workers: threads preparing batches.
+        devices: devices to train on, data-parallel (:mod:`medzoo.train.distribute`).
         seed: seed of data, augmentation and initial weights.
         version, license: of the published preset.
         update_manifest: a manifest file to add the published entry to.
@@ -97,6 +99,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     augment: bool = True
     workers: int = 2
+    devices: int = 1
     seed: int = 0
     version: str = "1.0.0"
     license: str = "CC-BY-4.0"
@@ -207,8 +210,9 @@ class _Log:
             )
 
 
-def _compile(model: keras.Model, spec, learning_rate: float) -> None:
+def _compile(model: keras.Model, spec, learning_rate: float) -> keras.Model:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=get_loss(spec.loss))
+    return model
 
 
 def _better(value: float, best: float | None, higher: bool) -> bool:
@@ -227,6 +231,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     patch = tuple(config.patch or spec.input.patch_size)
     metric, higher = SELECTION[spec.task]
     keras.utils.set_random_seed(config.seed)
+    parallel = DataParallel(config.devices, batch_size)
 
     source = make_source(
         spec,
@@ -260,7 +265,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
                 "without --resume, or point --out at the run to continue"
             )
         state = json.loads(state_path.read_text())
-        model = attach_spec(keras.saving.load_model(last_path, safe_mode=True), spec)
+        model = parallel.make(lambda: keras.saving.load_model(last_path, safe_mode=True))
+        model = attach_spec(model, spec)
         logger.info("resuming %s at step %d", config.name, state["step"])
     else:
         if state_path.exists():
@@ -269,8 +275,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
                 "it or choose another --out"
             )
         state = {"step": 0, "best": None, "best_step": None, "seconds": 0.0, "timed_steps": 0}
-        model = build(config.name)
-        _compile(model, spec, config.learning_rate)
+        model = parallel.make(lambda: _compile(build(config.name), spec, config.learning_rate))
 
     val_columns = [f"val_{metric}"] + [f"val_{m}" for m in _metric_names(spec) if m != metric]
     log = _Log(out / "log.csv", ["step", "loss", "seconds_per_step", *val_columns])
@@ -295,7 +300,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     )
     started = time.perf_counter()
     for x, y in map(to_model, _stream(dataset, state["step"], config.steps, config.workers)):
-        logs = model.train_on_batch(x, y, return_dict=True)
+        logs = parallel.train_on_batch(model, x, y)
         now = time.perf_counter()
         # The first step of a process builds the training function: not a training cost.
         if losses:
@@ -313,7 +318,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             board.scalars(step, {"train/loss": loss, "train/seconds_per_step": per_step})
             bar.set_postfix(loss=f"{loss:.4g}", s_per_step=f"{per_step:.2f}")
         if step % config.val_every == 0 or step == config.steps:
-            result = evaluate(model, validation)
+            result = evaluate(parallel.for_inference(model), validation)
             value = result.metrics[metric]
             log.write(step=step, **{f"val_{k}": v for k, v in result.metrics.items()})
             board.scalars(step, {f"validation/{k}": v for k, v in result.metrics.items()})
@@ -338,6 +343,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             _atomic_json(state_path, state)
             started = time.perf_counter()  # validation time is not a training step's
     bar.close()
+    model = parallel.for_inference(model)  # one device: evaluated and published as usual
     return _finish(config, spec, model, source, state, best_path, out, batch_size, patch)
 
 
