@@ -93,9 +93,7 @@ def write_scans(folder: Path, count: int) -> list[Path]:
 
 
 def records(outdir: Path) -> dict[str, dict]:
-    return {
-        p.parent.name: json.loads(p.read_text()) for p in sorted(outdir.glob(f"*/{RECORD}"))
-    }
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(outdir.glob(f"*/{RECORD}"))}
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -113,6 +111,11 @@ def presets(tmp_path_factory):
 def scheduler():
     """A local Dask cluster of 2 worker processes (one task at a time each), shared by the
     tests of this module through its address (the --cluster tcp://... path)."""
+    import dask
+
+    from medzoo.cohort.runner import TIMEOUTS
+
+    dask.config.set(TIMEOUTS)
     cluster = distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
@@ -351,8 +354,8 @@ def test_killed_worker_and_client_then_rerun(tmp_path, presets, scheduler):
 def test_cluster_errors_and_slurm_job(tmp_path, presets):
     preset, _ = presets
     write_scans(tmp_path / "scans", 1)
-    code = main(["cohort", str(preset), str(tmp_path / "scans"), "-o", str(tmp_path / "o")]
-                + ["--cluster", "kubernetes"])  # fmt: skip
+    out = str(tmp_path / "o")
+    code = main(["cohort", str(preset), str(tmp_path / "scans"), "-o", out, "--cluster", "k8s"])
     assert code == 2
     with pytest.raises(FileNotFoundError, match="no such folder or CSV"):
         run_cohort(preset, tmp_path / "nothing", tmp_path / "o")

@@ -153,6 +153,11 @@ def slurm_cluster(workers: int, options: ClusterOptions) -> Any:
         ) from err
 
 
+#: Dask's network timeouts, raised from 30 s: a worker importing TensorFlow on a busy node can
+#: leave its connections unanswered for longer than that, which is not a dead worker.
+TIMEOUTS = {"distributed.comm.timeouts.connect": "300s", "distributed.comm.timeouts.tcp": "600s"}
+
+
 @contextlib.contextmanager
 def open_client(
     cluster: str, workers: int | None = None, options: ClusterOptions | None = None
@@ -160,11 +165,28 @@ def open_client(
     """A ``distributed.Client`` on the cluster (started here for local and slurm, closed on
     exit) and the number of tasks to keep in flight."""
     try:
-        from distributed import Client, LocalCluster
+        import dask
     except ImportError as err:
         raise ValueError(
             "medzoo cohort needs Dask: pip install 'medzoo[cohort]' (dask[distributed])"
         ) from err
+    with dask.config.set(TIMEOUTS):
+        try:
+            with _open_client(cluster, workers, options) as opened:
+                yield opened
+        except TimeoutError as err:  # an OSError: say what timed out
+            raise ValueError(
+                f"--cluster {cluster}: Dask timed out ({err or 'no answer'}) starting or reaching "
+                "the workers; check the scheduler address, or that the machine is not overloaded"
+            ) from err
+
+
+@contextlib.contextmanager
+def _open_client(
+    cluster: str, workers: int | None, options: ClusterOptions | None
+) -> Iterator[tuple[Any, int]]:
+    from distributed import Client, LocalCluster
+
     options = options or ClusterOptions()
     cluster = _parse_cluster(cluster)
     if workers is not None and workers < 1:
