@@ -11,13 +11,20 @@ the outputs of the modes are checked to agree (same values per scan). Memory is 
 resident set size of one process doing the work (the predict process; a Dask worker), sampled
 every 0.2 s.
 
-Measured on the development machine (2 CPU cores, shared with a model training at full speed
-and other jobs, load average 11-13 during the run, so every figure is several times slower than
-on an idle machine; the ratios between the modes are the point), ``resnet3d_ixi_age`` (checkpoint
-1.0.0), 8 scans per mode::
+Measured on the development machine, which had 2 CPU cores shared with a model training at
+full priority and several other jobs (load average 15-19; this script's processes got about 5 %
+of a core), so every figure is 10-20x slower than on an idle machine and only the ratios mean
+anything: ``resnet3d_ixi_age`` (checkpoint 1.0.0), ``--scans 2``; the run was cut short after
+``--workers 1`` (the ``--workers 2`` row and the memory column were not measured; the 8-scan
+default has not been run to the end here)::
 
-    mode                     wall s  scans/hour  start-up s  s/scan (steady)  peak MB/process
-    (filled in from the run below; see the report in the commit message)
+    mode                          wall s  scans/hour  start-up s  s/scan (steady)
+    loop of 2 `medzoo predict`       799           9         375              400
+    medzoo cohort --workers 1        381          19         269               25
+
+(wall: from start to the last output; start-up: a process's or worker's first scan minus a
+steady one; the ages written by both modes agree: 52.3191 and 52.319 years.) Re-measure on a
+quiet machine with ``python benchmarks/cohort.py``.
 
 Cost model (every term measured by this script on a given machine, or estimated as stated):
 

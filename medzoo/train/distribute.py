@@ -74,6 +74,9 @@ class DataParallel:
         devices: how many devices (>= 1).
         batch_size: the global batch size, checked to split evenly.
 
+    Create one per process on TensorFlow: a second MirroredStrategy in the same process can
+    collide with the first one's collective-op keys.
+
     Raises:
         ValueError: fewer devices visible than asked for, a batch that does not split evenly,
             or a backend without data-parallel support here (only JAX and TensorFlow).
