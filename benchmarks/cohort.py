@@ -14,13 +14,17 @@ every 0.2 s.
 Measured on the development machine, which had 2 CPU cores shared with a model training at
 full priority and several other jobs (load average 15-19; this script's processes got about 5 %
 of a core), so every figure is 10-20x slower than on an idle machine and only the ratios mean
-anything: ``resnet3d_ixi_age`` (checkpoint 1.0.0), ``--scans 2``; the run was cut short after
-``--workers 1`` (the ``--workers 2`` row and the memory column were not measured; the 8-scan
-default has not been run to the end here)::
+anything: ``resnet3d_ixi_age`` (checkpoint 1.0.0), ``--scans 2`` (the ``--workers 2`` row was
+run by hand on the same scans; the memory column was not measured; the 8-scan default has not
+been run to the end here)::
 
     mode                          wall s  scans/hour  start-up s  s/scan (steady)
     loop of 2 `medzoo predict`       799           9         375              400
     medzoo cohort --workers 1        381          19         269               25
+    medzoo cohort --workers 2        424          17     ~360 (*)                -
+
+(*) each worker ran one scan only, start-up included (385 s each), so no steady time; the two
+workers shared the same starved CPU share, so they could not be faster than one here.
 
 (wall: from start to the last output; start-up: a process's or worker's first scan minus a
 steady one; the ages written by both modes agree: 52.3191 and 52.319 years.) Re-measure on a
