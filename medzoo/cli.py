@@ -1,4 +1,4 @@
-"""The ``medzoo`` command line: list, info, download, predict, demo, train and publish.
+"""The ``medzoo`` command line: list, info, download, predict, demo, train, publish, cohort.
 
 Each subcommand is a small function taking the parsed arguments; imports happen inside them so
 that ``medzoo --help`` answers without loading TensorFlow.
@@ -228,6 +228,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="registry name, e.g. resnet3d_ixi_age")
     p.add_argument("options", nargs=argparse.REMAINDER, help="options of training/NAME.py")
     p.set_defaults(func=_cmd_train)
+
+    from medzoo.cohort.cli import add_parser as add_cohort_parser
+
+    add_cohort_parser(sub)
     return parser
 
 

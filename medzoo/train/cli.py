@@ -118,6 +118,13 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     add("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     add("--no-augment", action="store_true", help="turn the flips/warps/intensity changes off")
     add("--workers", type=int, default=2, help="threads preparing batches (default 2)")
+    add(
+        "--devices",
+        type=int,
+        default=1,
+        help="train data-parallel on this many GPUs (or simulated CPU devices); the batch is "
+        "split evenly over them (default 1)",
+    )
     add("--seed", type=int, default=0, help="seed of data, augmentation and weights")
     add("--version", default="1.0.0", help="version of the published preset (default 1.0.0)")
     add("--license", default="CC-BY-4.0", help="licence of the weights (default CC-BY-4.0)")
@@ -157,6 +164,7 @@ def config_from_args(name: str, args: argparse.Namespace):
         learning_rate=args.lr,
         augment=not args.no_augment,
         workers=args.workers,
+        devices=args.devices,
         seed=args.seed,
         version=args.version,
         license=args.license,

@@ -45,6 +45,7 @@ from medzoo.data import PatchDataset, VolumeDataset
 from medzoo.hub import publish
 from medzoo.losses import get_loss
 from medzoo.registry import attach_spec, build, get_spec
+from medzoo.train.distribute import DataParallel
 from medzoo.train.sources import make_source
 from medzoo.train.tasks import DEFAULT_BATCH, SELECTION, Evaluation, evaluate, model_io
 from medzoo.train.tasks import training_dataset as make_dataset
@@ -83,6 +84,7 @@ class TrainConfig:
         learning_rate: Adam's learning rate.
         augment: apply :func:`medzoo.train.tasks._augmenter`'s augmentation.
         workers: threads preparing batches.
+        devices: devices to train on, data-parallel (:mod:`medzoo.train.distribute`).
         seed: seed of data, augmentation and initial weights.
         version, license: of the published preset.
         update_manifest: a manifest file to add the published entry to.
@@ -109,6 +111,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     augment: bool = True
     workers: int = 2
+    devices: int = 1
     seed: int = 0
     version: str = "1.0.0"
     license: str = "CC-BY-4.0"
@@ -232,8 +235,9 @@ class _Log:
             )
 
 
-def _compile(model: keras.Model, spec, learning_rate: float) -> None:
+def _compile(model: keras.Model, spec, learning_rate: float) -> keras.Model:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=get_loss(spec.loss))
+    return model
 
 
 def _better(value: float, best: float | None, higher: bool) -> bool:
@@ -251,6 +255,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     batch_size = config.batch_size or DEFAULT_BATCH[spec.task]
     patch = tuple(config.patch or spec.input.patch_size)
     keras.utils.set_random_seed(config.seed)
+    parallel = DataParallel(config.devices, batch_size)
 
     source = make_source(
         spec,
@@ -290,7 +295,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
                 "without --resume, or point --out at the run to continue"
             )
         state = json.loads(state_path.read_text())
-        model = attach_spec(keras.saving.load_model(last_path, safe_mode=True), spec)
+        model = parallel.make(lambda: keras.saving.load_model(last_path, safe_mode=True))
+        model = attach_spec(model, spec)
         logger.info("resuming %s at step %d", config.name, state["step"])
         if state.get("validation", validation_names) != validation_names:
             logger.warning(
@@ -307,13 +313,18 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
                 "it or choose another --out"
             )
         state = {"step": 0, "best": None, "best_step": None, "seconds": 0.0, "timed_steps": 0}
-        model = build(config.name)
+
+        def fresh() -> keras.Model:
+            model = build(config.name)
+            if config.init_weights:
+                model.load_weights(config.init_weights)
+            return _compile(model, spec, config.learning_rate)
+
+        model = parallel.make(fresh)
         if config.init_weights:
-            model.load_weights(config.init_weights)
             state["step"] = config.init_step
             state["init_weights"] = str(config.init_weights)
             logger.info("starting from %s at step %d", config.init_weights, config.init_step)
-        _compile(model, spec, config.learning_rate)
     state["validation"] = validation_names
 
     names = source.metric_names or _metric_names(spec)
@@ -340,7 +351,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     )
     started = time.perf_counter()
     for x, y in map(to_model, _stream(dataset, state["step"], config.steps, config.workers)):
-        logs = model.train_on_batch(x, y, return_dict=True)
+        logs = parallel.train_on_batch(model, x, y)
         now = time.perf_counter()
         # The first step of a process builds the training function: not a training cost.
         if losses:
@@ -358,7 +369,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             board.scalars(step, {"train/loss": loss, "train/seconds_per_step": per_step})
             bar.set_postfix(loss=f"{loss:.4g}", s_per_step=f"{per_step:.2f}")
         if step % config.val_every == 0 or step == config.steps:
-            result = evaluate(model, validation)
+            result = evaluate(parallel.for_inference(model), validation)
             value = result.metrics[metric]
             log.write(step=step, **{f"val_{k}": v for k, v in result.metrics.items()})
             board.scalars(step, {f"validation/{k}": v for k, v in result.metrics.items()})
@@ -388,6 +399,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             _atomic_json(state_path, state)
             started = time.perf_counter()  # validation time is not a training step's
     bar.close()
+    model = parallel.for_inference(model)  # one device: evaluated and published as usual
     return _finish(config, spec, model, source, state, best_path, out, batch_size, patch)
 
 
