@@ -115,3 +115,15 @@ def test_train_patch_refuses_other_sizes(given, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--patch", given])
     assert "--patch" in capsys.readouterr().err
+
+
+def test_loading_presets_registers_medzoo_layers_without_the_registry_doing_it():
+    # The registry no longer imports the models; the preset loader must register the layers
+    # itself, or a fresh process would refuse the bundled checkpoints as unsafe.
+    probe = (
+        "import keras, medzoo.hub.preset\n"
+        "print(keras.saving.get_registered_object('medzoo>SpatialSizeCheck') is not None)"
+    )
+    done = _run("-c", probe)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "True"
