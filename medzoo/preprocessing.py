@@ -161,7 +161,9 @@ def _resample_antialiased(
     ]
     reach = [r + 1 for r in reach]
     nx, ny, nz = target.size
-    step = max(1, _STREAM_VOXELS // (4 * nx * ny))
+    # Slabs of the target's z slices whose block of the image holds about a quarter of
+    # _STREAM_VOXELS voxels (the blur's reach adds some on each side).
+    step = max(1, int(nz * _STREAM_VOXELS / (4 * math.prod(image.GetSize()))))
     out = None
     axis_z = np.asarray(target.direction).reshape(3, 3)[:, 2]
     for z0 in range(0, nz, step):

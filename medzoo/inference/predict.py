@@ -454,30 +454,37 @@ def _segment(pred, model, volume, foreground, model_grid, native, maps, opt) -> 
         pad_value=spec.input.value_range[0],
         progress=opt.progress,
     )
-    pred.labels, pred.uncertainty, pred.probabilities = _labels_on_native(
-        probs, model_grid, native, keep=opt.probabilities, progress=opt.progress
-    )
-
-
-def _labels_on_native(
-    probs: np.ndarray, model_grid: Geometry, native: Geometry, *, keep: bool, progress: bool
-) -> tuple[sitk.Image, sitk.Image, sitk.Image | None]:
-    """Model-space probabilities -> the scan's grid (linearly) -> arg-max.
-
-    Only the part of the scan's grid that the (cropped) model-space volume covers is resampled,
-    in slabs of whole slices (:func:`_slabs`), so that besides the outputs memory holds one
-    class of one slab at a time; outside it the outputs are background (label 0, uncertainty 0,
-    class 0 probability 1). The uncertainty is the normalised entropy of the model-space
-    probabilities, resampled linearly onto the scan's grid."""
-    classes = probs.shape[-1]
-    box, part = covering_box(model_grid, native)
-    # Reoriented once (exact, model-space sized), so each slab only resamples.
+    # Model-space outputs reoriented to the scan's axes (exact), then the probabilities freed.
     entropy = reorient(array_to_image(_normalised_entropy(probs), model_grid), native.orientation)
     oriented = [
         reorient(array_to_image(probs[..., c], model_grid), native.orientation)
         for c in range(classes)
     ]
     del probs
+    pred.labels, pred.uncertainty, pred.probabilities = _labels_on_native(
+        oriented, entropy, model_grid, native, keep=opt.probabilities, progress=opt.progress
+    )
+
+
+def _labels_on_native(
+    oriented: list[sitk.Image],
+    entropy: sitk.Image,
+    model_grid: Geometry,
+    native: Geometry,
+    *,
+    keep: bool,
+    progress: bool,
+) -> tuple[sitk.Image, sitk.Image, sitk.Image | None]:
+    """Model-space probabilities (one image per class, reoriented to the scan's axes) -> the
+    scan's grid (linearly) -> arg-max.
+
+    Only the part of the scan's grid that the (cropped) model-space volume covers is resampled,
+    in slabs of whole slices (:func:`_slabs`), so that besides the outputs memory holds one
+    class of one slab at a time; outside it the outputs are background (label 0, uncertainty 0,
+    class 0 probability 1). The uncertainty is the normalised entropy of the model-space
+    probabilities, resampled linearly onto the scan's grid."""
+    classes = len(oriented)
+    box, part = covering_box(model_grid, native)
     labels = np.zeros(native.shape, np.uint8 if classes <= 256 else np.uint16)
     uncertainty = np.zeros(native.shape, np.float32)
     kept = None
@@ -505,7 +512,8 @@ def _labels_on_native(
             if inner_kept is not None:
                 inner_kept[rows, ..., c] = p
             del p, image
-    del oriented, entropy
+    oriented.clear()
+    del entropy, best, inner_labels, inner_uncertainty, inner_kept
     probabilities = array_to_image(kept, native) if keep else None
     del kept
     labels_image = array_to_image(labels, native)
