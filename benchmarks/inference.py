@@ -15,12 +15,22 @@ records around a head, where background windows exist:
     onto the scan's grid, arg-max, entropy map);
 (c) ``predict(...)`` with background skipping on (the default).
 
-It prints (b)/(a) (stitching overhead; target <= 1.05), (c)/(a) (target <= 0.7) and the share
-of windows skipped. Each timing is the median of ``--repeats`` runs after one warm-up call.
+(c) ``predict(...)`` with background skipping on (the default): the model-space volume is
+    cropped to the head's bounding box (plus ``head_margin_mm``) and windows without head
+    are skipped.
+
+It prints (b)/(a) (stitching overhead; target <= 1.05), (c)/(a) and the share of windows
+skipped, and then the cost of the air: (c) in the large field of view over (c) on the scan
+cropped to the head (target <= 1.15), with the labels of (c) compared with those of (b) on the
+large field of view (share of voxels that differ, Dice per label). Each timing is the median of
+``--repeats`` runs after one warm-up call. ``--weights trained`` (default) runs the bundled
+checkpoint, so that the labels compared are real ones; ``random`` needs no checkpoint.
 
 Then, in a fresh process each, the peak resident memory of ``predict`` on a 512 x 512 x 300 scan
 (``--large-spacing`` mm; a smooth synthetic volume, generated in memory), reported as the process
-peak and as the growth over the process before the call (target: peak <= 2 GB).
+peak, as the growth over the process before the call (target: peak <= 2 GB) and per stage of
+the pipeline (peak RSS sampled every 5 ms while the stage runs): model space (resampling and
+normalisation), windows (the network and blending), to the scan's grid (labels, uncertainty).
 
     python benchmarks/inference.py
     python benchmarks/inference.py --repeats 1 --large-size 128 128 64   # quick look
@@ -79,7 +89,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=256.0,
         help="field of view (mm, a cube) the scan is also placed in, as a scanner records it",
     )
+    parser.add_argument(
+        "--weights",
+        choices=("trained", "random"),
+        default="trained",
+        help="the bundled checkpoint, or fresh weights (timings do not depend on them)",
+    )
     parser.add_argument("--skip-memory", action="store_true", help="only the timings")
+    parser.add_argument(
+        "--skip-bare", action="store_true", help="leave out (a) (e.g. on a loaded machine)"
+    )
+    parser.add_argument("--skip-timings", action="store_true", help="only the memory")
+    parser.add_argument(
+        "--memory-modes",
+        nargs="+",
+        choices=("all", "skip"),
+        default=("all", "skip"),
+        help="memory runs: background skipping off (all) and on (skip)",
+    )
     parser.add_argument("--json", help="also write the figures to this JSON file")
     # Internal: run one memory measurement in this (fresh) process and print JSON.
     parser.add_argument("--memory-child", choices=("skip", "all"), help=argparse.SUPPRESS)
@@ -108,12 +135,17 @@ def scans(fov_mm: float) -> dict[str, sitk.Image]:
     return {"cropped to the head": scan, f"in a {fov_mm:g} mm field of view": padded}
 
 
-def timings(args: argparse.Namespace, scan: sitk.Image) -> dict[str, float]:
+def network(args: argparse.Namespace):
+    import medzoo
+
+    return medzoo.load(MODEL) if args.weights == "trained" else medzoo.build(MODEL)
+
+
+def timings(args: argparse.Namespace, model, scan: sitk.Image) -> dict[str, float]:
     import medzoo
     from medzoo.inference import WindowGrid
     from medzoo.preprocessing import to_model_space
 
-    model = medzoo.build(MODEL)
     spec = model.medzoo_spec
     inputs = {name: scan for name in spec.input.channels}
     options = dict(overlap=args.overlap, batch_size=args.batch_size, progress=False)
@@ -137,21 +169,30 @@ def timings(args: argparse.Namespace, scan: sitk.Image) -> dict[str, float]:
                 batch[k] = volume[grid.slices(corner)]
             model.predict_on_batch(batch[: len(chunk)])
 
-    medzoo.predict(model, inputs, **options)  # warm-up: builds the predict function
-    stats = medzoo.predict(model, inputs, **options).windows
+    outputs = {}
+
+    def run(skip: bool) -> None:
+        outputs[skip] = medzoo.predict(model, inputs, skip_background=skip, **options)
+
+    run(True)  # warm-up: builds the predict function
     results = {
-        "windows": stats.total,
-        "skipped_fraction": stats.skipped_fraction,
-        "bare_s": median_seconds(bare, args.repeats),
-        "predict_all_s": median_seconds(
-            lambda: medzoo.predict(model, inputs, skip_background=False, **options), args.repeats
-        ),
-        "predict_skip_s": median_seconds(
-            lambda: medzoo.predict(model, inputs, **options), args.repeats
-        ),
+        "bare_s": float("nan") if args.skip_bare else median_seconds(bare, args.repeats),
+        "predict_all_s": median_seconds(lambda: run(False), args.repeats),
+        "predict_skip_s": median_seconds(lambda: run(True), args.repeats),
     }
+    stats = outputs[True].windows
+    results["windows"] = outputs[False].windows.total
+    results["windows_run"] = stats.run
+    results["skipped_fraction"] = 1 - stats.run / outputs[False].windows.total
     results["ratio_all"] = results["predict_all_s"] / results["bare_s"]
     results["ratio_skip"] = results["predict_skip_s"] / results["bare_s"]
+    on, off = (sitk.GetArrayViewFromImage(outputs[k].labels) for k in (True, False))
+    results["labels_differ_fraction"] = float((on != off).mean())
+    results["dice"] = {
+        int(c): float(2 * ((on == c) & (off == c)).sum() / ((on == c).sum() + (off == c).sum()))
+        for c in np.union1d(np.unique(on), np.unique(off))
+        if c != 0
+    }
     return results
 
 
@@ -163,9 +204,50 @@ def rss_mb() -> float:
     return float("nan")
 
 
+class StagePeaks:
+    """Peak RSS (MB) per pipeline stage, sampled by a thread every 5 ms while it runs."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.stage = "set-up"
+        self.peaks: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            rss = rss_mb()
+            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), rss)
+            self._stop.wait(0.005)
+
+    def wrap(self, module, name: str, stage: str) -> None:
+        """Make ``module.name`` count as ``stage`` while it runs."""
+        function = getattr(module, name)
+
+        def staged(*a, **k):
+            outer, self.stage = self.stage, stage
+            try:
+                return function(*a, **k)
+            finally:
+                self.stage = outer
+
+        setattr(module, name, staged)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.peaks
+
+
 def memory_child(args: argparse.Namespace) -> None:
-    """One predict on the large volume; prints peak RSS and growth (MB) as JSON."""
+    """One predict on the large volume; prints peak RSS, growth and stage peaks (MB) as JSON."""
+    import importlib
+
     import medzoo
+
+    pipeline = importlib.import_module("medzoo.inference.predict")
 
     model = medzoo.build(MODEL)
     size = tuple(args.large_size)
@@ -179,6 +261,11 @@ def memory_child(args: argparse.Namespace) -> None:
     del array
     image.SetSpacing(tuple(args.large_spacing))
     inputs = {name: image for name in model.medzoo_spec.input.channels}
+    stages = StagePeaks()
+    stages.wrap(pipeline, "_model_volume", "model space")
+    stages.wrap(pipeline, "sliding_window", "windows")
+    stages.wrap(pipeline, "_labels_on_native", "to the scan's grid")
+    stages.stage = "predict, other"
     before = rss_mb()
     prediction = medzoo.predict(
         model,
@@ -189,6 +276,7 @@ def memory_child(args: argparse.Namespace) -> None:
         progress=False,
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peaks = stages.stop()
     print(
         json.dumps(
             {
@@ -197,6 +285,7 @@ def memory_child(args: argparse.Namespace) -> None:
                 "growth_mb": peak - before,
                 "windows": prediction.windows.total,
                 "skipped_fraction": prediction.windows.skipped_fraction,
+                "stages_mb": peaks,
             }
         )
     )
@@ -207,6 +296,7 @@ def memory(args: argparse.Namespace, mode: str) -> dict[str, float]:
     command += ["--large-size", *map(str, args.large_size)]
     command += ["--large-spacing", *map(str, args.large_spacing)]
     command += ["--batch-size", str(args.batch_size), "--overlap", str(args.overlap)]
+    command += ["--weights", "random"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"memory measurement failed:\n{done.stderr[-3000:]}")
@@ -220,10 +310,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory_child(args)
         return 0
     figures = {}
-    for name, scan in scans(args.fov_mm).items():
-        t = figures[f"timings, {name}"] = timings(args, scan)
+    model = None if args.skip_timings else network(args)
+    for name, scan in ({} if args.skip_timings else scans(args.fov_mm)).items():
+        t = figures[f"timings, {name}"] = timings(args, model, scan)
         size = "x".join(map(str, scan.GetSize()))
-        print(f"Colin27 T1 1 mm {name} ({size} voxels); {MODEL}, {t['windows']} windows")
+        print(
+            f"Colin27 T1 1 mm {name} ({size} voxels); {MODEL} ({args.weights} weights), "
+            f"{t['windows']} windows, {t['windows_run']} run with skipping on"
+        )
         print(f"  (a) bare forward passes over all windows  {t['bare_s']:8.2f} s")
         print(
             f"  (b) predict, background skipping off      {t['predict_all_s']:8.2f} s   "
@@ -231,13 +325,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(
             f"  (c) predict, background skipping on       {t['predict_skip_s']:8.2f} s   "
-            f"(c)/(a) = {t['ratio_skip']:.3f}  (target <= 0.7); "
+            f"(c)/(a) = {t['ratio_skip']:.3f}; "
             f"{100 * t['skipped_fraction']:.0f} % of windows skipped"
+        )
+        dice = ", ".join(f"{c}: {d:.4f}" for c, d in t["dice"].items())
+        print(
+            f"  labels (c) vs (b): {100 * t['labels_differ_fraction']:.3f} % of voxels differ; "
+            f"Dice per label {dice}"
+        )
+    if len(figures) == 2:
+        cropped, large = figures.values()
+        print(
+            f"cost of the air: (c) {args.fov_mm:g} mm field of view / (c) cropped to the head = "
+            f"{large['predict_skip_s'] / cropped['predict_skip_s']:.3f} (target <= 1.15); "
+            f"skipping off: {large['predict_all_s'] / cropped['predict_all_s']:.3f}"
         )
     if not args.skip_memory:
         size = "x".join(map(str, args.large_size))
         spacing = "x".join(f"{s:g}" for s in args.large_spacing)
-        for mode in ("all", "skip"):
+        for mode in args.memory_modes:
             m = memory(args, mode)
             figures[f"memory_{mode}"] = m
             state = "on" if mode == "skip" else "off"
@@ -246,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"peak {m['peak_mb']:.0f} MB (target <= 2048), {m['growth_mb']:.0f} MB over the "
                 f"{m['before_mb']:.0f} MB process before the call; {m['windows']} windows, "
                 f"{100 * m['skipped_fraction']:.0f} % skipped"
+            )
+            print(
+                "  peak RSS per stage: "
+                + ", ".join(f"{k} {v:.0f} MB" for k, v in m["stages_mb"].items())
             )
     if args.json:
         with open(args.json, "w") as f:

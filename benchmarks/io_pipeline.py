@@ -68,10 +68,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--shape",
         type=int,
-        nargs=3,
+        nargs="+",
         default=(182, 218, 182),
-        metavar=("Z", "Y", "X"),
-        help="volume array shape (z, y, x) in voxels (default 182 218 182)",
+        metavar="N",
+        help="volume array shape (z, y, x) in voxels, or one number for a cube "
+        "(default 182 218 182)",
     )
     parser.add_argument(
         "--crop",
@@ -94,11 +95,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="folder for the generated files (default: a temporary folder, deleted afterwards)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--skip-baselines",
+        action="store_true",
+        help="leave out (b) and (c) (e.g. on a loaded machine): (a), (d) and (e) only",
+    )
     args = parser.parse_args(argv)
-    if len(args.crop) == 1:
-        args.crop = args.crop * 3
-    if len(args.crop) != 3:
-        parser.error(f"--crop takes one or three numbers, got {args.crop}")
+    for name in ("crop", "shape"):
+        values = getattr(args, name)
+        values = values * 3 if len(values) == 1 else values
+        if len(values) != 3:
+            parser.error(f"--{name} takes one or three numbers, got {values}")
+        setattr(args, name, values)
     numbers = {"--volumes": args.volumes, "--batch": args.batch, "--batches": args.batches}
     numbers.update(
         {"--workers": args.workers, "--shape": min(args.shape), "--crop": min(args.crop)}
@@ -194,9 +202,11 @@ def tfrecord_batches(files: list[str], crop: Shape, batch: int, seed: int):
     return iter(dataset)
 
 
-def medzoo_dataset(paths: list[Path], args: argparse.Namespace) -> PatchDataset:
-    """(d): the PatchDataset over the files, with a left-right flip + contrast + offset."""
-    augmentation = Compose([Flip(axes=(2,), p=0.5), Contrast((0.9, 1.1)), Offset(0.1)])
+def medzoo_dataset(paths: list[Path], args: argparse.Namespace, augment: bool) -> PatchDataset:
+    """(d): the PatchDataset over the files; (e): with a left-right flip + contrast + offset."""
+    augmentation = (
+        Compose([Flip(axes=(2,), p=0.5), Contrast((0.9, 1.1)), Offset(0.1)]) if augment else None
+    )
     return PatchDataset(
         [Subject((str(p),)) for p in paths],
         args.crop,
@@ -219,23 +229,26 @@ def _drained(batches: Iterator[object]) -> float:
 def interleaved(
     padded: list[np.ndarray], paths: list[Path], args: argparse.Namespace, rng: np.random.Generator
 ) -> dict[str, float]:
-    """(a) and (d) in alternating chunks of batches, so that both see the same machine load.
+    """(a), (d) and (e) in alternating chunks of batches, so that all see the same load.
 
     Two passes of ``--batches`` batches each: the first (d) pass starts from an empty cache
-    (it reads every volume once), the second runs on a warm cache. Each (d) chunk is one short
-    epoch run by ``iterate``, whose worker threads stop at the chunk's end, so no (d) work
-    overlaps an (a) chunk.
+    (it reads every volume once), the second runs on a warm cache; (e) has its own cache and
+    runs after (d) in every chunk. Each (d) / (e) chunk is one short epoch run by ``iterate``,
+    whose worker threads stop at the chunk's end, so no (d) work overlaps an (a) chunk.
     """
     memory = in_memory(padded, args.crop, args.batch, rng)
-    dataset = medzoo_dataset(paths, args)
+    dataset = medzoo_dataset(paths, args, augment=False)
+    augmented = medzoo_dataset(paths, args, augment=True)
     chunks = np.array_split(np.arange(args.batches), min(10, args.batches))
-    seconds = {"a_pass1": 0.0, "d_medzoo_cold": 0.0, "a_pass2": 0.0, "d_medzoo_warm": 0.0}
-    passes = [("a_pass1", "d_medzoo_cold"), ("a_pass2", "d_medzoo_warm")]
-    steps = [(a_key, d_key, chunk) for a_key, d_key in passes for chunk in chunks]
-    for a_key, d_key, chunk in tqdm(steps, desc="(a) + (d) interleaved", unit="chunk"):
+    keys = ["a_pass1", "a_pass2", "d_medzoo_cold", "d_medzoo_warm"]
+    seconds = dict.fromkeys([*keys, "e_augment_cold", "e_augment_warm"], 0.0)
+    passes = [("a_pass1", "cold"), ("a_pass2", "warm")]
+    steps = [(a_key, temperature, chunk) for a_key, temperature in passes for chunk in chunks]
+    for a_key, temperature, chunk in tqdm(steps, desc="(a) + (d) + (e)", unit="chunk"):
         seconds[a_key] += _drained(next(memory) for _ in chunk)
-        dataset.batches_per_epoch = len(chunk)
-        seconds[d_key] += _drained(iterate(dataset))
+        for key, data in (("d_medzoo", dataset), ("e_augment", augmented)):
+            data.batches_per_epoch = len(chunk)
+            seconds[f"{key}_{temperature}"] += _drained(iterate(data))
     info = dataset.cache_info()
     logger.info(
         "(d) cache: %d reads, %d hits, %.0f MB held", info.misses, info.hits, info.bytes / 1e6
@@ -256,6 +269,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, float]:
     results.update(interleaved(padded, paths, args, rng))
     results["a_in_memory"] = (results["a_pass1"] + results["a_pass2"]) / 2
     del padded
+    if args.skip_baselines:
+        return results
 
     generator = naive_generator(paths, args.crop, args.batch, rng)
     results["b_generator"] = _drained(next(generator) for _ in tqdm(range(args.batches), "(b)"))
@@ -275,23 +290,30 @@ def report(results: dict[str, float], args: argparse.Namespace) -> str:
         ("(a) in memory, mean of 2 passes", "a_in_memory", "a_in_memory"),
         ("(b) generator, re-read per example", "b_generator", "a_in_memory"),
         ("(c) TFRecords + tf.data (read)", "c_tfrecords", "a_in_memory"),
-        ("(d) medzoo, cold cache (vs (a) pass 1)", "d_medzoo_cold", "a_pass1"),
-        ("(d) medzoo, warm cache (vs (a) pass 2)", "d_medzoo_warm", "a_pass2"),
+        ("(d) medzoo read, cold cache (vs (a) p. 1)", "d_medzoo_cold", "a_pass1"),
+        ("(d) medzoo read, warm cache (vs (a) p. 2)", "d_medzoo_warm", "a_pass2"),
+        ("(e) medzoo + augment, warm (vs (a) p. 2)", "e_augment_warm", "a_pass2"),
+        ("(e) - (d): augmentation alone (vs (a) p. 2)", "augment_only", "a_pass2"),
     ]
+    results = {**results, "augment_only": results["e_augment_warm"] - results["d_medzoo_warm"]}
     lines = [
         f"{args.volumes} volumes {args.shape} -> crops {args.crop} (z, y, x), batch {args.batch}, "
-        f"{args.batches} batches; (d): flip x + contrast + offset, {args.workers} worker threads",
+        f"{args.batches} batches; (d), (e): {args.workers} worker threads; (e): flip x + "
+        "contrast + offset",
         f"{'method':40s} {'time s':>9s} {'time/(a)':>9s} {'throughput/(a)':>15s}",
     ]
     for title, key, base in rows:
+        if key not in results:
+            continue
         seconds, reference = results[key], results[base]
         lines.append(
             f"{title:40s} {seconds:9.2f} {seconds / reference:9.2f} {reference / seconds:15.2f}"
         )
     loaded = results["a_pass1"] + results["a_load"]
+    writing = f", (c) writing TFRecords {results['c_write']:.2f} s" if "c_write" in results else ""
     lines.append(
         f"(a) passes: {results['a_pass1']:.2f} s and {results['a_pass2']:.2f} s; one-off: (a) "
-        f"loading {results['a_load']:.2f} s, (c) writing TFRecords {results['c_write']:.2f} s"
+        f"loading {results['a_load']:.2f} s{writing}"
     )
     lines.append(
         f"(d) cold vs (a) pass 1 + loading ({loaded:.2f} s): throughput ratio "

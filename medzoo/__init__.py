@@ -11,13 +11,14 @@ data pipeline do not pay for importing Keras (and through it TensorFlow):
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
-# oneDNN is off by default on some CPUs, which makes 3D convolutions 4-6x slower in TensorFlow.
-# It must be set before TensorFlow is first imported; a user's explicit choice wins.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from medzoo._startup import configure_environment
+
+# oneDNN on (3D convolutions are 4-6x slower without it on some CPUs) and TensorFlow's C++ INFO
+# and WARNING lines off; both must be set before TensorFlow is first imported, and a user's
+# explicit choice wins (see medzoo._startup).
+configure_environment()
 
 __version__ = "0.1.0"
 

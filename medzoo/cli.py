@@ -1,7 +1,9 @@
 """The ``medzoo`` command line: list, info, download, predict, demo, train, publish, cohort.
 
 Each subcommand is a small function taking the parsed arguments; imports happen inside them so
-that ``medzoo --help`` answers without loading TensorFlow.
+that ``medzoo --help``, ``list``, ``info`` and ``download`` answer without loading Keras or
+TensorFlow. Subcommands that run a network import the backend first, quietly (its start-up
+INFO / WARNING lines are dropped unless ``-v``; see :mod:`medzoo._startup`).
 """
 
 from __future__ import annotations
@@ -133,12 +135,12 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the registered models")
     p.add_argument("--params", action="store_true", help="build each model and count parameters")
-    p.set_defaults(func=_cmd_list)
+    p.set_defaults(func=_cmd_list, backend=False)
 
     p = sub.add_parser("info", help="show a model's task, architecture and input/output spec")
     p.add_argument("name", help="registry name, e.g. unet3d_mrbrains")
     p.add_argument("--params", action="store_true", help="also build it and count parameters")
-    p.set_defaults(func=_cmd_info)
+    p.set_defaults(func=_cmd_info, backend=False)
 
     p = sub.add_parser(
         "download",
@@ -148,7 +150,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="registry name, e.g. unet3d_mrbrains")
     p.add_argument("--version", help="published version (default: the manifest's default)")
     p.add_argument("--cache-dir", help="cache folder (default: $MEDZOO_CACHE or ~/.cache/medzoo)")
-    p.set_defaults(func=_cmd_download)
+    p.set_defaults(func=_cmd_download, backend=False)
 
     p = sub.add_parser(
         "publish",
@@ -242,6 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
     )
+    if getattr(args, "backend", True) or getattr(args, "params", False):
+        from medzoo._startup import import_backend
+
+        import_backend(verbose=args.verbose)
     try:
         return args.func(args)
     except (ValueError, OSError) as err:  # OSError: missing files, refused overwrites, network

@@ -54,6 +54,9 @@ _PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap", "minimum", "ma
 _FLOAT_PIXELS = {sitk.sitkFloat32, sitk.sitkFloat64, sitk.sitkVectorFloat32, sitk.sitkVectorFloat64}
 _AXIS_OF_LETTER = {"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}
 _GRID_TOL_MM = 1e-4  # grids closer than this (mm, and direction cosines) count as identical
+_STREAM_VOXELS = 1 << 24  # anti-aliasing of larger images runs in slabs (16.7 M voxels)
+_KERNEL_WIDTH = 64  # DiscreteGaussian's maximum kernel width, voxels
+_KERNEL_SIGMAS = 4.0  # its kernel reaches at most this many sigmas (maximum error 0.01)
 
 
 # ----------------------------------------------------------------------------- physical space
@@ -134,15 +137,85 @@ def _resample_antialiased(
 ) -> sitk.Image:
     """Resample onto ``target`` whose axis k runs along ``image``'s axis ``axes[k]``; before
     coarsening an axis, blur it with sigma = (new - old spacing) / 2 mm (see
-    :func:`resample_to_spacing`)."""
+    :func:`resample_to_spacing`).
+
+    Images above ``_STREAM_VOXELS`` voxels are blurred and resampled in slabs of the target's
+    z slices: each slab blurs only the block of the image it reads (plus the blur's reach), so
+    memory holds one block and its blurred copy instead of a blurred copy of the whole scan;
+    the values are those of blurring the whole image first."""
     pixel_id = _output_pixel_id(image, interpolation)
+    sigmas = [0.0, 0.0, 0.0]
     if antialias and interpolation != "nearest":
-        sigmas = [0.0, 0.0, 0.0]
         for k, axis in enumerate(axes):
             sigmas[axis] = max(target.spacing[k] - image.GetSpacing()[axis], 0.0) / 2
-        if any(sigmas):
-            image = _gaussian(image, sigmas)
-    return _resample(image, target, interpolation, default_value, pixel_id)
+    if not any(sigmas):
+        return _resample(image, target, interpolation, default_value, pixel_id)
+    if math.prod(image.GetSize()) <= _STREAM_VOXELS or target.size[2] < 2:
+        return _resample(_gaussian(image, sigmas), target, interpolation, default_value, pixel_id)
+    source = Geometry.from_image(image)
+    # The blur's reach in voxels per image axis (x, y, z): the kernel of DiscreteGaussian is
+    # at most _KERNEL_WIDTH wide; +1 for linear interpolation's neighbour.
+    reach = [
+        0 if not sigma else min(_KERNEL_WIDTH // 2, math.ceil(_KERNEL_SIGMAS * sigma / spacing))
+        for sigma, spacing in zip(sigmas, image.GetSpacing(), strict=True)
+    ]
+    reach = [r + 1 for r in reach]
+    nx, ny, nz = target.size
+    # Slabs of the target's z slices whose block of the image holds about a quarter of
+    # _STREAM_VOXELS voxels (the blur's reach adds some on each side).
+    step = max(1, int(nz * _STREAM_VOXELS / (4 * math.prod(image.GetSize()))))
+    out = None
+    axis_z = np.asarray(target.direction).reshape(3, 3)[:, 2]
+    for z0 in range(0, nz, step):
+        count = min(step, nz - z0)
+        origin = np.asarray(target.origin) + axis_z * (z0 * target.spacing[2])
+        slab = Geometry(origin, target.spacing, target.direction, (nx, ny, count))
+        low, high = _index_box(slab, source, reach)
+        block = sitk.RegionOfInterest(image, (high - low).tolist(), low.tolist())
+        piece = _resample(_gaussian(block, sigmas), slab, interpolation, default_value, pixel_id)
+        del block
+        values = sitk.GetArrayViewFromImage(piece)
+        if out is None:
+            out = np.empty((nz, *values.shape[1:]), values.dtype)
+        out[z0 : z0 + count] = values
+        del values, piece
+    result = sitk.GetImageFromArray(out, isVector=image.GetNumberOfComponentsPerPixel() > 1)
+    del out
+    return target.apply(result)
+
+
+def _index_box(
+    grid: Geometry, source: Geometry, margin: Sequence[int] = (1, 1, 1)
+) -> tuple[np.ndarray, np.ndarray]:
+    """The voxel index box (x, y, z; ``low`` inclusive, ``high`` exclusive) of ``source``
+    that holds every voxel of ``grid`` (its outer corners), grown by ``margin`` voxels per
+    axis and clipped to ``source``; at least one voxel per axis."""
+    corners = np.array(np.meshgrid(*[(-0.5, n - 0.5) for n in grid.size], indexing="ij"))
+    corners = corners.reshape(3, -1) * np.asarray(grid.spacing)[:, None]
+    physical = np.asarray(grid.origin)[:, None] + np.asarray(grid.direction).reshape(3, 3) @ corners
+    index = np.asarray(source.direction).reshape(3, 3).T @ (
+        physical - np.asarray(source.origin)[:, None]
+    )
+    index /= np.asarray(source.spacing)[:, None]
+    size, margin = np.asarray(source.size), np.asarray(margin)
+    low = np.clip(np.floor(index.min(axis=1)).astype(int) - margin, 0, size - 1)
+    high = np.clip(np.ceil(index.max(axis=1)).astype(int) + 1 + margin, low + 1, size)
+    return low, high
+
+
+def covering_box(grid: Geometry, target: Geometry) -> tuple[tuple[slice, ...], Geometry]:
+    """The part of ``target`` that ``grid`` covers, with a voxel to spare on each side.
+
+    Returns:
+        ``(slices, part)``: array slices (z, y, x) of ``target``'s voxels in that part, and the
+        part's geometry (``target``'s spacing and direction, a sub-block of its voxels).
+    """
+    low, high = _index_box(grid, target)
+    origin = np.asarray(target.origin) + np.asarray(target.direction).reshape(3, 3) @ (
+        low * np.asarray(target.spacing)
+    )
+    part = Geometry(origin, target.spacing, target.direction, high - low)
+    return tuple(slice(int(a), int(b)) for a, b in zip(low[::-1], high[::-1], strict=True)), part
 
 
 def resample_to_grid(
@@ -606,13 +679,15 @@ def _gaussian(image: sitk.Image, sigmas_mm: Sequence[float]) -> sitk.Image:
     if image.GetNumberOfComponentsPerPixel() == 1:
         if image.GetPixelID() != float_id:
             image = sitk.Cast(image, float_id)
-        return sitk.DiscreteGaussian(image, variance, maximumKernelWidth=64, useImageSpacing=True)
+        return sitk.DiscreteGaussian(
+            image, variance, maximumKernelWidth=_KERNEL_WIDTH, useImageSpacing=True
+        )
     return sitk.Compose(
         [
             sitk.DiscreteGaussian(
                 sitk.VectorIndexSelectionCast(image, c, sitk.sitkFloat32),
                 variance,
-                maximumKernelWidth=64,
+                maximumKernelWidth=_KERNEL_WIDTH,
                 useImageSpacing=True,
             )
             for c in range(image.GetNumberOfComponentsPerPixel())

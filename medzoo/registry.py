@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import keras
+from typing import TYPE_CHECKING, Any
 
 from medzoo.labels import MRBRAINS13_LABELS
-from medzoo.models import ConvAutoencoder3D, ResNet3D, SuperResolution3D, UNet3D
+
+if TYPE_CHECKING:
+    import keras
 
 TASKS = ("segmentation", "regression", "classification", "autoencoder", "super_resolution")
 
@@ -93,9 +94,63 @@ class OutputSpec:
     spacing_mm: tuple[float, float, float] | None = None
 
 
+class LazyBuilder:
+    """A builder of :mod:`medzoo.models` named, not imported: importing the registry (for
+    ``medzoo list`` / ``info``, the CLI, the hub's manifest) must not import Keras and with it
+    TensorFlow. The module is imported on the first call (or signature look-up).
+
+    It behaves like the function it names: ``builder(**config)`` builds the model,
+    ``builder.__name__`` is the name, ``inspect.signature(builder)`` its parameters; two
+    builders are equal when they name the same function.
+    """
+
+    def __init__(self, name: str, module: str = "medzoo.models") -> None:
+        self.__name__ = name
+        self._module = module
+        self._function: Callable[..., Any] | None = None
+
+    def resolve(self) -> Callable[..., Any]:
+        """The builder function itself (imports its module, and Keras, the first time)."""
+        if self._function is None:
+            module = importlib.import_module(self._module)
+            function = getattr(module, self.__name__, None)
+            if function is None:
+                raise ValueError(
+                    f"builder {self.__name__!r} is not in {self._module} (it has "
+                    f"{', '.join(getattr(module, '__all__', ()))})"
+                )
+            self._function = function
+        return self._function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> keras.Model:
+        return self.resolve()(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(self.resolve())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyBuilder):
+            return (self.__name__, self._module) == (other.__name__, other._module)
+        if callable(other) and getattr(other, "__name__", None) == self.__name__:
+            return self.resolve() is other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.__name__)
+
+    def __repr__(self) -> str:
+        return f"LazyBuilder({self.__name__!r})"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """One registry entry: how to build the network and how to feed and read it."""
+    """One registry entry: how to build the network and how to feed and read it.
+
+    ``builder`` may be given as a function or as the name of one of :mod:`medzoo.models`'
+    builders (``"ResidualUNet3D"``); a name becomes a :class:`LazyBuilder`, imported when the
+    model is first built, so that reading specs never imports Keras.
+    """
 
     name: str
     task: str
@@ -106,6 +161,10 @@ class ModelSpec:
     output: OutputSpec
     loss: str
     metrics: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if isinstance(self.builder, str):
+            object.__setattr__(self, "builder", LazyBuilder(self.builder))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description (for metadata.json and ``medzoo info``)."""
@@ -124,13 +183,11 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
         """Inverse of :meth:`to_dict` (e.g. from a preset's metadata.json)."""
-        import medzoo.models
-
-        builder = getattr(medzoo.models, data["builder"], None)
-        if builder is None:
+        builder = data["builder"]
+        if builder not in _BUILDERS:
             raise ValueError(
-                f"Spec {data.get('name')!r} names builder {data['builder']!r}, which is not one of "
-                f"medzoo.models' builders ({', '.join(medzoo.models.__all__)})."
+                f"Spec {data.get('name')!r} names builder {builder!r}, which is not one of "
+                f"medzoo.models' builders ({', '.join(_BUILDERS)})."
             )
         inputs = dict(data["input"])
         for key in ("channels", "spacing_mm", "patch_size", "size_multiple", "value_range"):
@@ -155,6 +212,9 @@ class ModelSpec:
         )
 
 
+#: The builders of :mod:`medzoo.models` (its ``__all__``), by name, for specs read from JSON.
+_BUILDERS = ("ConvAutoencoder3D", "ResNet3D", "ResidualUNet3D", "SuperResolution3D", "UNet3D")
+
 _IXI_T1 = dict(
     channels=("T1",),
     orientation="RAS",
@@ -172,7 +232,7 @@ _SPECS = [
             "scan of any resolution, with T1-IR and T2-FLAIR scans used where given (trained on "
             "domain-randomised synthetic scans, so other contrasts work too)."
         ),
-        builder=UNet3D,
+        builder="UNet3D",
         config=dict(
             in_channels=3,
             num_classes=9,
@@ -200,7 +260,7 @@ _SPECS = [
         name="resnet3d_ixi_age",
         task="regression",
         description="3D ResNet regressing age in years from a T1-weighted head scan (IXI).",
-        builder=ResNet3D,
+        builder="ResNet3D",
         config=dict(
             in_channels=1,
             task="regression",
@@ -222,7 +282,7 @@ _SPECS = [
         name="resnet3d_ixi_sex",
         task="classification",
         description="3D ResNet classifying sex (female/male) from a T1-weighted head scan (IXI).",
-        builder=ResNet3D,
+        builder="ResNet3D",
         config=dict(
             in_channels=1,
             task="classification",
@@ -245,7 +305,7 @@ _SPECS = [
             "Convolutional 3D autoencoder compressing co-registered T1, T2 and PD head scans "
             "(3 mm) into a 128-value latent vector and reconstructing them."
         ),
-        builder=ConvAutoencoder3D,
+        builder="ConvAutoencoder3D",
         config=dict(
             in_channels=3,
             input_shape=(64, 80, 64),
@@ -272,7 +332,7 @@ _SPECS = [
             "3D super-resolution of T1 scans by a factor (4, 4, 4): 4 mm in, 1 mm out, learned "
             "as a correction on top of trilinear interpolation."
         ),
-        builder=SuperResolution3D,
+        builder="SuperResolution3D",
         config=dict(
             in_channels=1,
             factors=(4, 4, 4),

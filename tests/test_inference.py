@@ -411,6 +411,57 @@ def test_background_skipping_gives_the_same_result_as_running_every_window():
     )
 
 
+@pytest.mark.parametrize("grid", ["LPS anisotropic", "oblique"])
+def test_the_air_around_a_head_is_cropped_away_and_comes_back_as_background(grid):
+    direction, spacing = GRIDS[grid]
+    volume = np.zeros((40, 60, 56), np.float32)  # a small "head" in a large field of view
+    volume[14:24, 20:34, 18:30] = 100.0
+    volume[16, 22, 20] = 0.0
+    image = scan(volume, spacing, direction)
+    spec = make_spec(spacing=model_spacing(image), patch=(8, 8, 8))
+    model = threshold_model(spec)
+    options = dict(probabilities=True, head_margin_mm=3.0, progress=False)
+    cropped = predict(model, image, **options)
+    everything = predict(model, image, skip_background=False, **options)
+
+    assert cropped.windows.total < everything.windows.total // 4
+    for output in (cropped.labels, cropped.uncertainty, cropped.probabilities):
+        assert Geometry.from_image(output) == Geometry.from_image(image)
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(cropped.labels), sitk.GetArrayFromImage(everything.labels)
+    )
+    np.testing.assert_allclose(
+        sitk.GetArrayFromImage(cropped.probabilities),
+        sitk.GetArrayFromImage(everything.probabilities),
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        sitk.GetArrayFromImage(cropped.uncertainty),
+        sitk.GetArrayFromImage(everything.uncertainty),
+        atol=1e-6,
+    )
+
+
+def test_image_outputs_outside_the_head_crop_are_the_background_intensity():
+    volume = np.full((30, 44, 40), 0.0, np.float32)
+    volume[10:20, 15:30, 12:26] = np.linspace(20.0, 90.0, 14, dtype=np.float32)
+    image = scan(volume, (1.0, 1.0, 1.0))
+    spec = make_spec(
+        "super_resolution",
+        spacing=model_spacing(image),
+        patch=(8, 8, 8),
+        output=OutputSpec(kind="image", spacing_mm=model_spacing(image)),
+    )
+    model = attach_spec(functional(keras.layers.Identity()), spec)
+    result = predict(model, image, head_margin_mm=2.0, progress=False)
+    everything = predict(model, image, skip_background=False, progress=False)
+
+    out = result.images["T1"]
+    assert result.windows.total < everything.windows.total // 4
+    assert Geometry.from_image(out) == Geometry.from_image(image)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(out), volume, atol=1e-3)
+
+
 def test_window_average_is_the_mean_over_foreground_windows():
     volume = np.zeros((16, 24, 16, 1), np.float32)
     volume[:, :8] = 0.5

@@ -151,3 +151,51 @@ def test_size_check_names_the_problem_and_the_fix():
         ValueError, match=r"Expected 3 input channels \(T1, T1_IR, T2_FLAIR\), got 2"
     ):
         check(np.ones((1, 4, 16, 16, 2), "float32"))
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "relu", "elu"])
+def test_unit_without_normalisation_computes_the_plain_pre_activation(activation):
+    # The unit writes (leaky) ReLU as a select when nothing normalises its input (see
+    # medzoo.layers.residual._activate_shared); its output must equal the textbook formula.
+    unit = ResidualUnit3D(4, activation=activation, leaky_alpha=0.2, normalization="none")
+    x = np.random.default_rng(3).standard_normal((1, 4, 5, 6, 4)).astype("float32")
+    out = keras.ops.convert_to_numpy(unit(x))
+
+    def act(v):
+        if activation == "leaky_relu":
+            return np.where(v > 0, v, 0.2 * v)
+        if activation == "relu":
+            return np.maximum(v, 0)
+        return keras.ops.convert_to_numpy(keras.activations.elu(v))
+
+    h = keras.ops.convert_to_numpy(unit.conv1(act(x)))
+    expected = keras.ops.convert_to_numpy(unit.conv2(act(h))) + x
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+_REMAPPER_PROBE = """
+import numpy as np
+from medzoo.models import SuperResolution3D
+model = SuperResolution3D(1, factors=2, filters=4, num_units=2)
+model.predict_on_batch(np.zeros((2, 4, 4, 4, 1), np.float32))
+"""
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's graph optimiser")
+def test_tensorflow_graph_optimiser_rewrites_residual_stacks_without_error():
+    # Pre-activation units without normalisation used to make grappler's remapper fail
+    # ("remapper failed: INVALID_ARGUMENT: Mutation::Apply error: fanout ... missing node").
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "TF_ENABLE_ONEDNN_OPTS": "1"}
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-c", _REMAPPER_PROBE], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "remapper failed" not in done.stderr
+    assert "meta_optimizer" not in done.stderr

@@ -370,3 +370,25 @@ def test_crop_or_pad_rejects_bad_arguments():
         crop_or_pad(np.zeros((4, 4, 4)), (6, 6, 6), mode="wild")
     with pytest.raises(ValueError, match="at least one voxel"):
         CropPad((4, 4, 4), ((2, 2), (0, 0), (0, 0)), ((0, 0), (0, 0), (0, 0)))
+
+
+@pytest.mark.parametrize(
+    ("orientation", "spacing"), [("RAS", (1.0, 1.0, 3.0)), ("LPS", (2.0, 1.5, 1.0))]
+)
+def test_anti_aliasing_in_slabs_gives_the_values_of_the_whole_image(
+    monkeypatch, orientation, spacing
+):
+    # Large scans are blurred and resampled slab by slab (memory); the values must not change.
+    import medzoo.preprocessing as preprocessing
+
+    rng = np.random.default_rng(0)
+    image = sitk.GetImageFromArray(rng.random((40, 36, 30), np.float32) * 100)
+    image.SetSpacing((0.5, 0.7, 0.6))
+    image.SetOrigin((3.0, -2.0, 1.0))
+    whole, _ = to_model_space(image, orientation=orientation, spacing=spacing)
+    monkeypatch.setattr(preprocessing, "_STREAM_VOXELS", 1000)  # one slice per slab
+    slabs, _ = to_model_space(image, orientation=orientation, spacing=spacing)
+    assert Geometry.from_image(slabs) == Geometry.from_image(whole)
+    np.testing.assert_allclose(
+        sitk.GetArrayFromImage(slabs), sitk.GetArrayFromImage(whole), rtol=0, atol=1e-4
+    )

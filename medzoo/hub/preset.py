@@ -35,12 +35,13 @@ from typing import Any
 import keras
 
 import medzoo
+import medzoo.models  # (registers medzoo's layers, which config.json may name)
 from medzoo.hub._files import check_name
 from medzoo.hub.card import render_model_card
 from medzoo.hub.errors import UnsafePresetError, VersionExistsError
 from medzoo.hub.finetune import with_new_head
 from medzoo.hub.manifest import PRESET_FILES, check_version
-from medzoo.registry import ModelSpec, attach_spec, spec_of  # also registers medzoo's layers
+from medzoo.registry import ModelSpec, attach_spec, spec_of
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,14 @@ The pipeline, driven by the model's spec (:func:`medzoo.registry.spec_of`):
    (:func:`medzoo.preprocessing.to_model_space`);
 3. intensities are normalised per channel as ``spec.input.normalization`` says
    (:mod:`medzoo.inference.intensity`);
-4. the network runs window by window (:mod:`medzoo.inference.window`), optionally on flipped
-   copies too (:mod:`medzoo.inference.tta`), skipping windows that hold only background;
+4. the model-space volume is cropped to the head: the bounding box of its foreground voxels
+   (any channel above the background threshold, see ``predict``) grown by ``head_margin_mm``
+   on every side; then the network runs window by window over the crop
+   (:mod:`medzoo.inference.window`), optionally on flipped copies too
+   (:mod:`medzoo.inference.tta`), skipping windows that hold no foreground voxel. So the air a
+   scanner records around a head costs (almost) nothing: no windows, and no resampling of
+   outputs, which are set to background there (label 0, uncertainty 0, background class
+   probability 1, the lowest normalised intensity in scan units for image outputs);
 5. the result goes back onto the scan's own grid (:func:`medzoo.preprocessing.from_model_space`):
    class probabilities are resampled linearly and only then arg-maxed (never nearest-neighbour
    labels from model space), images linearly; so every output overlays the input exactly.
@@ -35,6 +41,7 @@ Per task:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -56,7 +63,13 @@ from medzoo.inference.window import (
     window_average,
 )
 from medzoo.io import Geometry, array_to_image
-from medzoo.preprocessing import crop_or_pad, from_model_space, reorient, to_model_space
+from medzoo.preprocessing import (
+    covering_box,
+    crop_or_pad,
+    from_model_space,
+    reorient,
+    to_model_space,
+)
 from medzoo.registry import InputSpec, ModelSpec, build, spec_of
 
 __all__ = ["RANDOM_WEIGHTS", "Prediction", "predict", "resolve_model"]
@@ -121,6 +134,7 @@ class _Options:
     background_threshold: float
     probabilities: bool
     progress: bool
+    fill: dict[str, float] = field(default_factory=dict)  # scan units of "background" per channel
 
 
 def resolve_model(
@@ -174,6 +188,7 @@ def predict(
     tta: bool | Sequence[Sequence[int]] = False,
     skip_background: bool = True,
     background_threshold: float = 0.02,
+    head_margin_mm: float = 16.0,
     probabilities: bool = False,
     resample_inputs: bool = True,
     random_weights: bool = False,
@@ -194,11 +209,16 @@ def predict(
         margin: model-space voxels dropped at each window face where windows meet (0 keeps all).
         tta: test-time flips: False, True (all 8 flips of z, y, x) or a list of array-axis tuples
             such as ``[(), (2,)]``; left/right label pairs are swapped back.
-        skip_background: skip windows in which every channel is at most ``background_threshold``
-            (see below); a skipped window counts as background (label 0, or the lowest
-            normalised intensity for image outputs). Off: every window runs.
+        skip_background: crop the model-space volume to the head (the box around every
+            foreground voxel, grown by ``head_margin_mm``) and skip windows in which every
+            channel is at most ``background_threshold`` (see below); everything outside the crop
+            and every skipped window counts as background (label 0, or the lowest normalised
+            intensity for image outputs). Off: every window of the whole volume runs. The
+            autoencoder (one fixed-size window) is never cropped.
         background_threshold: fraction of ``spec.input.value_range`` above its low end that a
             normalised voxel must exceed to count as foreground (0.02: 2 % of the [0, 1] range).
+        head_margin_mm: air kept around the head's bounding box on every side, in mm, so that
+            windows at the head's edge see some context.
         probabilities: segmentation: also return the per-class probabilities.
         resample_inputs: resample channels on other grids onto the first channel's grid
             (linearly); False raises instead.
@@ -217,6 +237,8 @@ def predict(
         raise ValueError(f"blend={blend!r} is not supported; use one of {list(BLENDS)}")
     if not (isinstance(margin, int) and margin >= 0):
         raise ValueError(f"margin must be a whole number of voxels >= 0, got {margin!r}")
+    if not (isinstance(head_margin_mm, (int, float)) and head_margin_mm >= 0):
+        raise ValueError(f"head_margin_mm must be a number of mm >= 0, got {head_margin_mm!r}")
     if not 0.0 <= background_threshold < 1.0:
         raise ValueError(
             "background_threshold must be a fraction of the model's value range in [0, 1), got "
@@ -255,6 +277,13 @@ def predict(
     low, high = spec.input.value_range
     threshold = low + background_threshold * (high - low)
     foreground = (volume > threshold).any(axis=-1) if skip_background else None
+    if foreground is not None and spec.task != "autoencoder":
+        volume, foreground, model_grid = _crop_to_head(
+            volume, foreground, model_grid, head_margin_mm, spec.name
+        )
+    options = dataclasses.replace(
+        options, fill={name: float(m.invert(np.float32(low))) for name, m in maps.items()}
+    )
     prediction = Prediction(spec.name, spec.task, weights, spec, scan)
     runner(prediction, model, volume, foreground, model_grid, native, maps, options)
     if prediction.windows is not None:
@@ -298,6 +327,55 @@ def _model_volume(
             arrays[index] = np.full(grid.shape, fill, np.float32)
     volume = arrays[0][..., None] if len(arrays) == 1 else np.stack(arrays, axis=-1)
     return volume, grid, maps
+
+
+def _crop_to_head(
+    volume: np.ndarray,
+    foreground: np.ndarray,
+    grid: Geometry,
+    margin_mm: float,
+    name: str,
+) -> tuple[np.ndarray, np.ndarray, Geometry]:
+    """``volume``, ``foreground`` and their grid cut to the foreground's bounding box grown by
+    ``margin_mm`` on each side (clipped to the volume); unchanged when nothing is foreground
+    or the box is the whole volume. The crop is a view, not a copy."""
+    if not foreground.any():
+        return volume, foreground, grid
+    margin = [math.ceil(margin_mm / s) for s in grid.spacing[::-1]]  # voxels, (z, y, x)
+    box = []
+    for axis, (n, m) in enumerate(zip(foreground.shape, margin, strict=True)):
+        others = tuple(a for a in range(3) if a != axis)
+        hits = np.flatnonzero(foreground.any(axis=others))
+        box.append(slice(max(0, int(hits[0]) - m), min(n, int(hits[-1]) + 1 + m)))
+    box = tuple(box)
+    if all(b.stop - b.start == n for b, n in zip(box, foreground.shape, strict=True)):
+        return volume, foreground, grid
+    start = np.asarray([b.start for b in box[::-1]], float)  # (x, y, z)
+    origin = np.asarray(grid.origin) + np.asarray(grid.direction).reshape(3, 3) @ (
+        start * np.asarray(grid.spacing)
+    )
+    size = [b.stop - b.start for b in box[::-1]]
+    logger.info(
+        "%s: cropped to the head: %s of %s voxels (x, y, z) in model space",
+        name,
+        tuple(size),
+        grid.size,
+    )
+    return volume[box], foreground[box], Geometry(origin, grid.spacing, grid.direction, size)
+
+
+def _on_grid(
+    array: np.ndarray, grid: Geometry, target: Geometry, fill: float, interpolation: str = "linear"
+) -> np.ndarray:
+    """A model-space (z, y, x) float32 array on ``grid`` resampled onto ``target``: only the
+    part ``grid`` covers is resampled, the rest is ``fill``."""
+    box, part = covering_box(grid, target)
+    out = np.full(target.shape, fill, np.float32)
+    image = from_model_space(
+        array_to_image(array, grid), part, interpolation=interpolation, default_value=fill
+    )
+    out[box] = sitk.GetArrayViewFromImage(image)
+    return out
 
 
 def _network(model: keras.Model) -> PredictFn:
@@ -377,46 +455,71 @@ def _segment(pred, model, volume, foreground, model_grid, native, maps, opt) -> 
         pad_value=spec.input.value_range[0],
         progress=opt.progress,
     )
-    pred.labels, pred.uncertainty, pred.probabilities = _labels_on_native(
-        probs, model_grid, native, keep=opt.probabilities, progress=opt.progress
-    )
-
-
-def _labels_on_native(
-    probs: np.ndarray, model_grid: Geometry, native: Geometry, *, keep: bool, progress: bool
-) -> tuple[sitk.Image, sitk.Image, sitk.Image | None]:
-    """Model-space probabilities -> the scan's grid (linearly) -> arg-max. The scan's grid is
-    done in slabs of whole slices (:func:`_slabs`), so that besides the outputs memory holds one
-    class of one slab at a time. The uncertainty is the normalised entropy of the model-space
-    probabilities, resampled linearly onto the scan's grid."""
-    classes = probs.shape[-1]
-    uncertainty = from_model_space(
-        array_to_image(_normalised_entropy(probs), model_grid), native, interpolation="linear"
-    )
-    # Reoriented once (exact, model-space sized), so each slab only resamples.
+    # Model-space outputs reoriented to the scan's axes (exact), then the probabilities freed.
+    entropy = reorient(array_to_image(_normalised_entropy(probs), model_grid), native.orientation)
     oriented = [
         reorient(array_to_image(probs[..., c], model_grid), native.orientation)
         for c in range(classes)
     ]
+    del probs
+    pred.labels, pred.uncertainty, pred.probabilities = _labels_on_native(
+        oriented, entropy, model_grid, native, keep=opt.probabilities, progress=opt.progress
+    )
+
+
+def _labels_on_native(
+    oriented: list[sitk.Image],
+    entropy: sitk.Image,
+    model_grid: Geometry,
+    native: Geometry,
+    *,
+    keep: bool,
+    progress: bool,
+) -> tuple[sitk.Image, sitk.Image, sitk.Image | None]:
+    """Model-space probabilities (one image per class, reoriented to the scan's axes) -> the
+    scan's grid (linearly) -> arg-max.
+
+    Only the part of the scan's grid that the (cropped) model-space volume covers is resampled,
+    in slabs of whole slices (:func:`_slabs`), so that besides the outputs memory holds one
+    class of one slab at a time; outside it the outputs are background (label 0, uncertainty 0,
+    class 0 probability 1). The uncertainty is the normalised entropy of the model-space
+    probabilities, resampled linearly onto the scan's grid."""
+    classes = len(oriented)
+    box, part = covering_box(model_grid, native)
     labels = np.zeros(native.shape, np.uint8 if classes <= 256 else np.uint16)
-    kept = np.empty((*native.shape, classes), np.float32) if keep else None
-    slabs = list(_slabs(native))
+    uncertainty = np.zeros(native.shape, np.float32)
+    kept = None
+    if keep:
+        kept = np.zeros((*native.shape, classes), np.float32)
+        kept[..., 0] = 1.0
+    inner_labels, inner_uncertainty = labels[box], uncertainty[box]
+    inner_kept = None if kept is None else kept[box]
+    slabs = list(_slabs(part))
     for rows, slab in tqdm(slabs, desc="to the scan's grid", unit="slab", disable=not progress):
+        image = from_model_space(entropy, slab, interpolation="linear")
+        inner_uncertainty[rows] = sitk.GetArrayViewFromImage(image)
         best = None
         for c, class_image in enumerate(oriented):
-            image = from_model_space(class_image, slab, interpolation="linear")
+            image = from_model_space(
+                class_image, slab, interpolation="linear", default_value=float(c == 0)
+            )
             p = sitk.GetArrayViewFromImage(image)
             if best is None:
                 best = p.copy()
             else:
                 better = p > best
-                labels[rows][better] = c
+                inner_labels[rows][better] = c
                 np.copyto(best, p, where=better)
-            if kept is not None:
-                kept[rows, ..., c] = p
+            if inner_kept is not None:
+                inner_kept[rows, ..., c] = p
             del p, image
+    oriented.clear()
+    del entropy, best, inner_labels, inner_uncertainty, inner_kept
     probabilities = array_to_image(kept, native) if keep else None
-    return array_to_image(labels, native), uncertainty, probabilities
+    del kept
+    labels_image = array_to_image(labels, native)
+    del labels
+    return labels_image, array_to_image(uncertainty, native), probabilities
 
 
 _SLAB_VOXELS = 1 << 22  # scan voxels resampled at a time: 16 MB per float32 class
@@ -500,8 +603,8 @@ def _super_resolve(pred, model, volume, foreground, model_grid, native, maps, op
         progress=opt.progress,
     )
     fine_grid = _refined(model_grid, scale)
-    target = _native_fine_grid(native, model_grid, fine_grid.spacing)
-    pred.images = _images_on(fine, fine_grid, target, maps, spec)
+    target = _native_fine_grid(native, fine_grid)
+    pred.images = _images_on(fine, fine_grid, target, maps, spec, opt.fill)
 
 
 def _autoencode(pred, model, volume, foreground, model_grid, native, maps, opt) -> None:
@@ -535,7 +638,7 @@ def _autoencode(pred, model, volume, foreground, model_grid, native, maps, opt) 
     reconstruction = np.asarray(decoder.predict_on_batch(pred.latent[None]), np.float32)[0]
     _check_same_channels(spec, reconstruction.shape[-1])
     reconstruction = croppad.undo(reconstruction, value=low)
-    pred.images = _images_on(reconstruction, model_grid, native, maps, spec)
+    pred.images = _images_on(reconstruction, model_grid, native, maps, spec, opt.fill)
 
 
 _RUNNERS = {
@@ -556,13 +659,15 @@ def _images_on(
     target: Geometry,
     maps: dict[str, IntensityMap],
     spec: ModelSpec,
+    fill: dict[str, float],
 ) -> dict[str, sitk.Image]:
-    """Per-channel model-space outputs, in scan units, resampled linearly onto ``target``."""
+    """Per-channel model-space outputs, in scan units, resampled linearly onto ``target``;
+    ``fill[name]`` (scan units) where ``grid`` does not reach."""
     images = {}
     for index, name in enumerate(spec.input.channels):
         if name in maps:
-            image = array_to_image(maps[name].invert(array[..., index]), grid)
-            images[name] = from_model_space(image, target, interpolation="linear")
+            values = maps[name].invert(array[..., index]).astype(np.float32, copy=False)
+            images[name] = array_to_image(_on_grid(values, grid, target, fill[name]), target)
     return images
 
 
@@ -575,15 +680,14 @@ def _refined(grid: Geometry, scale: Triple) -> Geometry:
     return Geometry(np.asarray(grid.origin) + shift, spacing, grid.direction, size)
 
 
-def _native_fine_grid(
-    native: Geometry, model_grid: Geometry, fine_spacing: Sequence[float]
-) -> Geometry:
-    """The native grid (same direction and extent) with the model's output spacing, each
-    native axis taking the spacing of the model axis closest to it; outer corners kept."""
+def _native_fine_grid(native: Geometry, fine_grid: Geometry) -> Geometry:
+    """The native grid (same direction and extent) with the model's output spacing (that of
+    ``fine_grid``), each native axis taking the spacing of the model axis closest to it; outer
+    corners kept."""
     native_axes = np.asarray(native.direction).reshape(3, 3)
-    model_axes = np.asarray(model_grid.direction).reshape(3, 3)
+    model_axes = np.asarray(fine_grid.direction).reshape(3, 3)
     closest = np.abs(native_axes.T @ model_axes).argmax(axis=1)
-    spacing = np.asarray([fine_spacing[j] for j in closest], float)
+    spacing = np.asarray([fine_grid.spacing[j] for j in closest], float)
     old = np.asarray(native.spacing)
     size = [max(1, round(n * o / s)) for n, o, s in zip(native.size, old, spacing, strict=True)]
     origin = np.asarray(native.origin) + native_axes @ ((spacing - old) / 2)

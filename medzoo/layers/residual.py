@@ -16,6 +16,25 @@ from medzoo.layers._args import (
 )
 
 
+def _activate_shared(x, activation: str, leaky_alpha: float):
+    """The activation of a unit's input when there is no normalisation before it.
+
+    That input is also the identity shortcut, and it is usually the output of a convolution
+    plus bias (plus the previous unit's shortcut). TensorFlow's graph optimiser (grappler's
+    "remapper", with oneDNN) fuses convolution + bias (+ add) + ReLU / leaky ReLU into one node
+    and then removes the bias (or add) node although the shortcut still reads it; the rewrite
+    fails with "remapper failed: INVALID_ARGUMENT: Mutation::Apply error: fanout ... exist for
+    missing node ...", and TensorFlow drops every remapper optimisation of the graph. Written as
+    a select, (leaky) ReLU matches no fusion pattern, so the rewrite is not attempted and the
+    other fusions apply; the values are identical (x where x > 0, else alpha * x).
+    """
+    if activation == "leaky_relu":
+        return keras.ops.where(x > 0, x, x * leaky_alpha)
+    if activation == "relu":
+        return keras.ops.where(x > 0, x, keras.ops.zeros_like(x))
+    return activate(x, activation, leaky_alpha)
+
+
 @keras.saving.register_keras_serializable(package="medzoo")
 class ResidualUnit3D(keras.layers.Layer):
     """Pre-activation residual unit on channels-last 5D tensors ``(batch, z, y, x, channels)``.
@@ -112,7 +131,9 @@ class ResidualUnit3D(keras.layers.Layer):
         x = inputs
         if self.norm1 is not None:
             x = self.norm1(x, training=training)
-        x = activate(x, self.activation, self.leaky_alpha)
+            x = activate(x, self.activation, self.leaky_alpha)
+        else:
+            x = _activate_shared(x, self.activation, self.leaky_alpha)
         shortcut = inputs if self.projection is None else self.projection(x)
         x = self.conv1(x)
         if self.norm2 is not None:

@@ -25,12 +25,19 @@ _DATA_HELP = {
 
 
 def _positive_ints(text: str) -> tuple[int, ...]:
+    """A (z, y, x) size in voxels: "24,96,96", "24x96x96", or one number for a cube ("32")."""
     try:
         values = tuple(int(v) for v in text.replace("x", ",").split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers like 24,96,96, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected integers like 24,96,96 (or one, 32, for a cube), got {text!r}"
+        ) from None
+    if len(values) == 1:
+        values = values * 3
     if len(values) != 3 or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected three positive integers z,y,x, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected three positive integers z,y,x (or one for a cube), got {text!r}"
+        )
     return values
 
 
@@ -81,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         type=_positive_ints,
         default=None,
         metavar="Z,Y,X",
-        help=f"network input size in voxels (default {patch}"
+        help=f"network input size in voxels, z,y,x or one number for a cube (default {patch}"
         + (", fixed by the architecture)" if spec.input.fixed_size else ")"),
     )
     add("--out", default=None, help=f"run folder (default runs/{name})")

@@ -60,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shape",
         type=int,
-        nargs=3,
+        nargs="+",
         default=(64, 80, 64),
-        metavar=("Z", "Y", "X"),
-        help="volume shape (z, y, x) in voxels after centre crop/pad (default: 64 80 64)",
+        metavar="N",
+        help="volume shape (z, y, x) in voxels after centre crop/pad, or one number for a cube "
+        "(default: 64 80 64)",
     )
     parser.add_argument(
         "--modalities",
@@ -73,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         help="modalities to download and prepare; the first defines the grid (default: T1 T2 PD)",
     )
     args = parser.parse_args(argv)
+    if len(args.shape) == 1:
+        args.shape = args.shape * 3
+    if len(args.shape) != 3 or min(args.shape) < 1:
+        parser.error(f"--shape takes one or three positive integers (z y x), got {args.shape}")
+    args.shape = tuple(args.shape)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     raw = args.raw if args.raw is not None else args.out / "raw"
     try:
