@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from medzoo import nifti_header
 
 __all__ = [
+    "NONFINITE_METADATA_KEY",
     "Geometry",
     "ImageReadError",
     "ScanPath",
@@ -302,7 +303,44 @@ def read_image(
         image = sitk.VectorIndexSelectionCast(image, channel)
     if geometry is not None:
         _apply_nifti_geometry(image, geometry, header, path)
+        _note_nonfinite(image, header, path, channel if dim == 4 else 0)
     return image
+
+
+NONFINITE_METADATA_KEY = "medzoo_nonfinite_voxels"
+"""Metadata key of images read from NIfTI: how many voxels the file holds as NaN or infinite.
+ITK's NIfTI reader turns NaN into 0 silently; this count lets callers say so."""
+
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype code -> numpy float type
+
+
+def _note_nonfinite(image: sitk.Image, header, path: Path, volume: int) -> None:
+    """Count the NaN/Inf voxels of a float NIfTI file's (chosen) volume, read from the file in
+    chunks, and record the count in ``image``'s metadata; only looked for when the image read
+    holds zeros (where the reader put NaNs)."""
+    raw = header.raw
+    code = struct.unpack_from(header.endian + "h", raw, 70 if header.version == 1 else 12)[0]
+    if code not in _NIFTI_FLOATS or not (sitk.GetArrayViewFromImage(image) == 0).any():
+        return
+    dtype = np.dtype(header.endian + _NIFTI_FLOATS[code])
+    if header.version == 1:
+        offset = int(struct.unpack_from(header.endian + "f", raw, 108)[0])
+    else:
+        offset = struct.unpack_from(header.endian + "q", raw, 168)[0]
+    count = math.prod(int(s) for s in image.GetSize())
+    start = offset + volume * count * dtype.itemsize
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    bad, left = 0, count * dtype.itemsize
+    with opener(path, "rb") as stream:
+        stream.seek(start)
+        while left > 0 and (chunk := stream.read(min(left, 1 << 24))):
+            usable = len(chunk) - len(chunk) % dtype.itemsize
+            values = np.frombuffer(chunk[:usable], dtype)
+            bad += int(values.size - np.count_nonzero(np.isfinite(values)))
+            left -= len(chunk)
+    if bad:
+        logger.info("%s: %d voxels are NaN or infinite in the file", path, bad)
+        image.SetMetaData(NONFINITE_METADATA_KEY, str(bad))
 
 
 def _kind_of_small(size: Sequence[int]) -> str:
@@ -777,7 +815,7 @@ def _sort_slices(folder: Path, series_id: str, files: list[str]) -> list[str]:
             f"{folder}: DICOM series {series_id} has several slices at the same position (several "
             "echoes, phases or time points in one series); split it into one folder per volume"
         )
-    step = float(np.median(steps))
+    step = float(np.median(steps[steps < 1.1 * steps.min()]))  # missing slices only lengthen
     uneven = np.flatnonzero(np.abs(steps - step) > 0.1 * step)
     if uneven.size:
         names = [Path(files[i]).name for i in order]

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.io import Geometry, ScanPath
+from medzoo.io import NONFINITE_METADATA_KEY, Geometry, ScanPath
 
 __all__ = [
     "MAX_SPACING_MM",
@@ -60,10 +60,13 @@ def checked_scan(image: sitk.Image, source: str) -> sitk.Image:
         return image
     view = sitk.GetArrayViewFromImage(image)
     finite = np.isfinite(view)
-    if finite.all():
+    in_file = 0  # NIfTI: ITK's reader has already turned NaN into 0; medzoo.io counted them
+    if image.HasMetaDataKey(NONFINITE_METADATA_KEY):
+        in_file = int(image.GetMetaData(NONFINITE_METADATA_KEY))
+    bad = max(in_file, int(finite.size - np.count_nonzero(finite)))
+    if bad == 0:
         return image
-    bad = int(finite.size - np.count_nonzero(finite))
-    if bad == finite.size:
+    if bad >= finite.size:
         raise ValueError(
             f"{source}: every voxel is NaN or infinite, so the file holds no image data; check "
             "that the right file was given (and that the tool that wrote it succeeded)"
@@ -75,6 +78,8 @@ def checked_scan(image: sitk.Image, source: str) -> sitk.Image:
         bad,
         100.0 * bad / finite.size,
     )
+    if finite.all():
+        return image
     array = np.where(finite, view, 0).astype(view.dtype, copy=False)
     fixed = sitk.GetImageFromArray(array)
     fixed.CopyInformation(image)
