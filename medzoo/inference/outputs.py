@@ -12,7 +12,9 @@ in a second, not after an hour of compute) and again when the results are writte
 
 :func:`staged_output_dir` writes the whole result set into a temporary sibling folder
 (``.NAME.XXXX.partial``), then renames it into place; a failed run (full disk, an error, Ctrl-C)
-removes what it wrote and leaves any earlier folder as it was.
+removes what it wrote and leaves any earlier folder as it was. When only the folder itself can
+be written (not its parent), the temporary folder goes inside it and its files are renamed
+into place one by one at the end.
 """
 
 from __future__ import annotations
@@ -98,13 +100,20 @@ def staged_output_dir(outdir: str | os.PathLike, *, overwrite: bool = False) -> 
             have changed while the model ran).
     """
     target = check_output_dir(outdir, overwrite=overwrite)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    inside = target.is_dir() and not _can_write(target.parent)
+    if not inside:
+        target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        tempfile.mkdtemp(
+            prefix=f".{target.name}.", suffix=".partial", dir=target if inside else target.parent
+        )
     )
     try:
         yield staging
-        _move_into_place(staging, target)
+        if inside:
+            _move_entries(staging, target)
+        else:
+            _move_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -129,7 +138,28 @@ def _move_into_place(staging: Path, target: Path) -> None:
     logger.info("replaced the earlier contents of %s", target)
 
 
+def _move_entries(staging: Path, target: Path) -> None:
+    """For an existing ``target`` whose parent cannot be written: the staging folder lies inside
+    ``target``; earlier entries are deleted (``overwrite``), then the new ones renamed in."""
+    for old in target.iterdir():
+        if old != staging:
+            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+    for item in staging.iterdir():
+        os.replace(item, target / item.name)
+    staging.rmdir()
+
+
+def _can_write(folder: Path) -> bool:
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".medzoo-probe-", dir=folder))
+    except OSError:
+        return False
+    return True
+
+
 def _check_writable(target: Path, given: str | os.PathLike) -> None:
+    if target.is_dir() and _can_write(target):
+        return  # results can be staged inside it if its parent is read-only
     base = target.parent
     while not base.exists():
         base = base.parent

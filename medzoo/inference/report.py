@@ -5,8 +5,8 @@ into one folder, as one set: the files go into a temporary folder that is rename
 once all are written (:mod:`medzoo.inference.outputs`), so a failed run leaves nothing and
 files of an earlier run are never mixed with new ones. NIfTI outputs on the input's grid carry
 the input's own header geometry (:func:`medzoo.io.write_image` with ``like=``). A prediction
-made with random (untrained) weights says so in the
-CSV (a ``weights`` column) and in ``prediction.json``.
+made with random (untrained) weights says so in the CSV (a ``weights`` column) and in
+``prediction.json``.
 """
 
 from __future__ import annotations
