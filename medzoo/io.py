@@ -35,6 +35,7 @@ from medzoo import nifti_header
 
 __all__ = [
     "NONFINITE_METADATA_KEY",
+    "SOURCE_METADATA_KEY",
     "Geometry",
     "ImageReadError",
     "ScanPath",
@@ -247,7 +248,9 @@ def read_image(
         raise FileNotFoundError(f"{path}: no such file or folder; check the path")
     if path.is_dir():
         _check_channel(path, channel, 1)
-        return read_dicom_series(path, series_id)
+        image = read_dicom_series(path, series_id)
+        image.SetMetaData(SOURCE_METADATA_KEY, str(path.resolve()))
+        return image
 
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
@@ -304,7 +307,13 @@ def read_image(
     if geometry is not None:
         _apply_nifti_geometry(image, geometry, header, path)
         _note_nonfinite(image, header, path, channel if dim == 4 else 0)
+    image.SetMetaData(SOURCE_METADATA_KEY, str(path.resolve()))
     return image
+
+
+SOURCE_METADATA_KEY = "medzoo_source"
+"""Metadata key holding the absolute path an image was read from (files and DICOM folders), so
+that writers can refuse to replace it (:func:`medzoo.inference.write_outputs`)."""
 
 
 NONFINITE_METADATA_KEY = "medzoo_nonfinite_voxels"
@@ -478,7 +487,7 @@ def write_image(
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder))
     try:
         try:
-            sitk.WriteImage(image, str(staging / path.name), useCompression=compress)
+            sitk.WriteImage(_without_own_keys(image), str(staging / path.name), compress)
             source = _header_to_copy(image, path, like)
             if source is not None:
                 nifti_header.patch_written_header(staging / path.name, source)
@@ -495,6 +504,17 @@ def write_image(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _without_own_keys(image: sitk.Image) -> sitk.Image:
+    """``image`` without medzoo's metadata (some formats, e.g. NRRD, write every key)."""
+    keys = [k for k in image.GetMetaDataKeys() if k.startswith("medzoo_")]
+    if not keys:
+        return image
+    image = sitk.Image(image)
+    for key in keys:
+        image.EraseMetaData(key)
+    return image
 
 
 def _header_to_copy(image: sitk.Image, path: Path, like: sitk.Image | None):

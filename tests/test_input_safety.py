@@ -160,6 +160,9 @@ def test_outputs_on_the_input_grid_carry_the_inputs_own_header(tmp_path):
         array_to_image(np.zeros(finer.shape, np.uint8), finer), tmp_path / "o.nii", like=scan
     )
     assert read_image(other).GetSpacing() == (0.5, 0.5, 0.5)
+    # medzoo's own metadata (the header, the source path) never ends up in written files.
+    nrrd = write_image(read_image(IBSR), tmp_path / "copy.nrrd")
+    assert b"medzoo" not in nrrd.read_bytes()[:20000]
 
 
 # ----------------------------------------------------------------------------- DICOM gaps
@@ -195,13 +198,30 @@ def _predict_cli(*argv: str) -> int:
 
 
 def test_an_input_inside_the_output_folder_is_refused_before_inference(tmp_path, capsys):
+    # A segmentation writes labels.nii.gz: the input of that name in -o would be replaced.
     out = tmp_path / "out"
     out.mkdir()
-    scan = _t1(out, "labels.nii.gz")
-    before = scan.read_bytes()
-    assert _predict_cli(str(scan), "-o", str(out), "--overwrite") == 2
-    assert "lies inside the output folder" in capsys.readouterr().err
-    assert scan.read_bytes() == before and sorted(os.listdir(out)) == ["labels.nii.gz"]
+    scans = [_t1(out, "labels.nii.gz"), _t1(tmp_path, "ir.nii.gz"), _t1(tmp_path, "fl.nii.gz")]
+    before = scans[0].read_bytes()
+    for extra in ([], ["--overwrite"]):
+        argv = ["predict", "unet3d_mrbrains", *map(str, scans), "-o", str(out), *extra]
+        assert main([*argv, "--random-weights"]) == 2
+        assert "lies inside the output folder" in capsys.readouterr().err
+    assert scans[0].read_bytes() == before and sorted(os.listdir(out)) == ["labels.nii.gz"]
+    # In Python, write_outputs knows the first scan's file and refuses as well.
+    from test_inference import make_spec, model_spacing, threshold_model
+
+    image = read_image(scans[0])
+    model = threshold_model(
+        make_spec(
+            spacing=model_spacing(image),
+            normalization=get_spec("unet3d_mrbrains").input.normalization,
+        )
+    )
+    result = predict(model, scans[0], progress=False)
+    with pytest.raises(OutputFolderError, match="lies inside the output folder"):
+        write_outputs(result, out, overwrite=True)
+    assert scans[0].read_bytes() == before
 
 
 def test_a_used_output_folder_needs_overwrite_and_is_then_replaced_whole(tmp_path, capsys):

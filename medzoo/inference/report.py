@@ -24,9 +24,9 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
 import medzoo
-from medzoo.inference.outputs import staged_output_dir
+from medzoo.inference.outputs import check_output_dir, staged_output_dir
 from medzoo.inference.predict import Prediction
-from medzoo.io import Geometry, write_image
+from medzoo.io import SOURCE_METADATA_KEY, Geometry, write_image
 from medzoo.preprocessing import reorient
 
 __all__ = ["label_volumes", "orthogonal_slices", "write_outputs"]
@@ -60,10 +60,14 @@ def write_outputs(
         ``{kind: path}`` of the files written (inside ``outdir``).
 
     Raises:
-        OutputFolderError: ``outdir`` is a file, or holds files and ``overwrite`` is False.
+        OutputFolderError: ``outdir`` is a file, holds files and ``overwrite`` is False, or
+            holds the first input scan (known from the file it was read from).
         ValueError: a file could not be written (e.g. the disk is full); nothing is left behind.
     """
     outdir = Path(outdir)
+    scan = prediction.scan
+    if scan.HasMetaDataKey(SOURCE_METADATA_KEY):  # never replace the (first) input scan
+        check_output_dir(outdir, [scan.GetMetaData(SOURCE_METADATA_KEY)], overwrite=overwrite)
     with staged_output_dir(outdir, overwrite=overwrite) as staging:
         written = _write_all(prediction, staging)
     written = {kind: outdir / path.name for kind, path in written.items()}
