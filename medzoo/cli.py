@@ -65,6 +65,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from medzoo.inference import predict, write_outputs
+    from medzoo.inference.input_checks import with_selection
+    from medzoo.inference.outputs import check_output_dir
 
     if args.channel and args.inputs:
         raise ValueError(
@@ -82,6 +84,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         inputs = args.inputs
     else:
         raise ValueError("no scan given: pass INPUT paths or --channel NAME=PATH")
+    inputs = with_selection(inputs, args.volume, args.series_id)
+    paths = inputs.values() if isinstance(inputs, dict) else inputs
+    check_output_dir(args.output, paths, overwrite=args.overwrite)  # before any inference
     prediction = predict(
         args.name,
         inputs,
@@ -93,7 +98,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         probabilities=args.probabilities,
         random_weights=args.random_weights,
     )
-    written = write_outputs(prediction, args.output)
+    written = write_outputs(prediction, args.output, overwrite=args.overwrite)
     sys.stdout.write(_summary(prediction, written))
     return 0
 
@@ -101,7 +106,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from medzoo.inference import run_demo
 
-    for prediction, written in run_demo(args.output, overlap=args.overlap).values():
+    results = run_demo(args.output, overlap=args.overlap, overwrite=args.overwrite)
+    for prediction, written in results.values():
         sys.stdout.write(_summary(prediction, written))
     return 0
 
@@ -184,7 +190,33 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="NAME=PATH",
         help="a scan by channel name (repeat per channel), instead of positional INPUTs",
     )
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTDIR",
+        help="output folder: new or empty (checked before the model runs), holding no input",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace OUTDIR as a whole if it holds files"
+    )
+    p.add_argument(
+        "--volume",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help="which 3D volume (0-based) to read from 4D / multi-component inputs; once for "
+        "every input, or once per input in order",
+    )
+    p.add_argument(
+        "--series-id",
+        action="append",
+        default=[],
+        metavar="UID",
+        help="which DICOM series (Series Instance UID) to read from a DICOM folder input; once "
+        "for every input, or once per input in order",
+    )
     p.add_argument("--tta", action="store_true", help="average over the 8 flips of the scan")
     p.add_argument(
         "--overlap", type=float, default=0.5, help="window overlap fraction (default 0.5)"
@@ -219,6 +251,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overlap", type=float, default=0.25, help="window overlap fraction (default 0.25)"
     )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace earlier results in OUTDIR/<model>"
+    )
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser(
@@ -250,7 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         import_backend(verbose=args.verbose)
     try:
         return args.func(args)
-    except (ValueError, OSError) as err:  # OSError: missing files, refused overwrites, network
+    # OSError: missing files, network; MemoryError: the memory check before a prediction
+    except (ValueError, OSError, MemoryError) as err:
         sys.stderr.write(f"medzoo: error: {err}\n")
         return 2
 

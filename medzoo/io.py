@@ -31,9 +31,14 @@ import SimpleITK as sitk  # noqa: N813
 from numpy.typing import DTypeLike
 from tqdm.auto import tqdm
 
+from medzoo import nifti_header
+
 __all__ = [
+    "NONFINITE_METADATA_KEY",
+    "SOURCE_METADATA_KEY",
     "Geometry",
     "ImageReadError",
+    "ScanPath",
     "array_to_image",
     "image_to_array",
     "read_channels",
@@ -53,6 +58,29 @@ _ORTHONORMAL_TOL = 1e-3  # direction cosines read from real headers are orthonor
 
 class ImageReadError(ValueError):
     """A file or folder exists but does not hold a readable 3D image."""
+
+
+@dataclass(frozen=True)
+class ScanPath(os.PathLike):
+    """A path plus which image to take from it, usable wherever a path is (``os.fspath``).
+
+    Attributes:
+        path: a file, or a folder holding DICOM series.
+        channel: which 3D volume (0-based) of a 4D or vector image (``--volume`` on the command
+            line); None for 3D images.
+        series_id: which DICOM series of a folder (``--series-id`` on the command line); None
+            for the one with the most slices.
+    """
+
+    path: str | os.PathLike
+    channel: int | None = None
+    series_id: str | None = None
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __str__(self) -> str:
+        return os.fspath(self.path)
 
 
 @dataclass(frozen=True)
@@ -182,14 +210,25 @@ class Geometry:
         return not self.differences(other, tol)
 
 
-def read_image(path: PathLike, *, channel: int | None = None) -> sitk.Image:
+def read_image(
+    path: PathLike, *, channel: int | None = None, series_id: str | None = None
+) -> sitk.Image:
     """Read one 3D scalar image from a file or a DICOM series folder.
+
+    NIfTI files get the geometry their own header defines (:mod:`medzoo.nifti_header`: the
+    sform when ``sform_code > 0``, checked against the qform; headers that contradict
+    themselves are refused), not SimpleITK's reading of it; the raw header is kept in the
+    image's metadata (:data:`medzoo.nifti_header.HEADER_METADATA_KEY`) so that outputs on the
+    same grid can be written with it (``write_image(..., like=image)``).
 
     Args:
         path: an image file in any format SimpleITK reads, or a folder holding a DICOM series
-            (read with :func:`read_dicom_series`).
+            (read with :func:`read_dicom_series`); a :class:`ScanPath` brings its own
+            ``channel`` and ``series_id``.
         channel: which channel (0-based) to take from a 4D or vector-valued image; required for
             those, optional (must be 0) for single-channel images.
+        series_id: for a DICOM folder, the Series Instance UID to read (see
+            :func:`read_dicom_series`).
 
     Returns:
         A 3D scalar SimpleITK image with its origin, spacing and direction, in the file's pixel
@@ -197,15 +236,21 @@ def read_image(path: PathLike, *, channel: int | None = None) -> sitk.Image:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ImageReadError: the file is unreadable, truncated, 2D, or multi-channel without
-            ``channel`` (the message names the file and the fix).
+        ImageReadError: the file is unreadable, truncated, not 3D (a single voxel, a line, a
+            slice), multi-channel without ``channel``, or a NIfTI header with unusable or
+            contradicting geometry (the message names the file, the fields and the fix).
     """
+    if isinstance(path, ScanPath):
+        channel = path.channel if channel is None else channel
+        series_id = path.series_id if series_id is None else series_id
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder; check the path")
     if path.is_dir():
         _check_channel(path, channel, 1)
-        return read_dicom_series(path)
+        image = read_dicom_series(path, series_id)
+        image.SetMetaData(SOURCE_METADATA_KEY, str(path.resolve()))
+        return image
 
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
@@ -218,22 +263,31 @@ def read_image(path: PathLike, *, channel: int | None = None) -> sitk.Image:
         ) from err
     dim, size = reader.GetDimension(), tuple(reader.GetSize())
     components = reader.GetNumberOfComponents()
-    if dim == 2 or (dim == 3 and size[2] == 1):
+    spatial = size[:3]
+    if dim == 2 or (dim in (3, 4) and min(spatial) == 1):
         hint = (
             "; a single DICOM file is one slice: pass the folder holding the whole series"
             if reader.GetImageIOFromFileName(str(path)) == "GDCMImageIO"
             else ""
         )
         raise ImageReadError(
-            f"{path}: the image is 2D (size {_xyz(size)}); a 3D volume is needed{hint}"
+            f"{path}: the image is {_kind_of_small(spatial)} (size {_xyz(spatial)} voxels, x, y, "
+            f"z); a 3D volume with more than one voxel along every axis is needed{hint}"
         )
     if dim not in (3, 4) or (dim == 4 and components > 1):
         raise ImageReadError(
             f"{path}: unsupported image of dimension {dim} with {components} component(s) per "
             "voxel; medzoo reads 3D images, 3D vector images and 4D stacks of 3D volumes"
         )
-    if path.name.lower().endswith((".nii", ".nii.gz")):
-        _check_nifti_complete(path)
+    header = geometry = None
+    if nifti_header.is_nifti_path(path):
+        header = _read_nifti_header(path)
+        _check_nifti_complete(path, header)
+        if header is not None:
+            try:
+                geometry = nifti_header.decide_geometry(header, str(path))
+            except nifti_header.NiftiHeaderError as err:
+                raise ImageReadError(str(err)) from err
 
     if dim == 4:
         channel = _check_channel(path, channel, size[3])
@@ -250,7 +304,76 @@ def read_image(path: PathLike, *, channel: int | None = None) -> sitk.Image:
         ) from err
     if components > 1:
         image = sitk.VectorIndexSelectionCast(image, channel)
+    if geometry is not None:
+        _apply_nifti_geometry(image, geometry, header, path)
+        _note_nonfinite(image, header, path, channel if dim == 4 else 0)
+    image.SetMetaData(SOURCE_METADATA_KEY, str(path.resolve()))
     return image
+
+
+SOURCE_METADATA_KEY = "medzoo_source"
+"""Metadata key holding the absolute path an image was read from (files and DICOM folders), so
+that writers can refuse to replace it (:func:`medzoo.inference.write_outputs`)."""
+
+
+NONFINITE_METADATA_KEY = "medzoo_nonfinite_voxels"
+"""Metadata key of images read from NIfTI: how many voxels the file holds as NaN or infinite.
+ITK's NIfTI reader turns NaN into 0 silently; this count lets callers say so."""
+
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype code -> numpy float type
+
+
+def _note_nonfinite(image: sitk.Image, header, path: Path, volume: int) -> None:
+    """Count the NaN/Inf voxels of a float NIfTI file's (chosen) volume, read from the file in
+    chunks, and record the count in ``image``'s metadata; only looked for when the image read
+    holds zeros (where the reader put NaNs)."""
+    raw = header.raw
+    code = struct.unpack_from(header.endian + "h", raw, 70 if header.version == 1 else 12)[0]
+    if code not in _NIFTI_FLOATS or not (sitk.GetArrayViewFromImage(image) == 0).any():
+        return
+    dtype = np.dtype(header.endian + _NIFTI_FLOATS[code])
+    if header.version == 1:
+        offset = int(struct.unpack_from(header.endian + "f", raw, 108)[0])
+    else:
+        offset = struct.unpack_from(header.endian + "q", raw, 168)[0]
+    count = math.prod(int(s) for s in image.GetSize())
+    start = offset + volume * count * dtype.itemsize
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    bad, left = 0, count * dtype.itemsize
+    with opener(path, "rb") as stream:
+        stream.seek(start)
+        while left > 0 and (chunk := stream.read(min(left, 1 << 24))):
+            usable = len(chunk) - len(chunk) % dtype.itemsize
+            values = np.frombuffer(chunk[:usable], dtype)
+            bad += int(values.size - np.count_nonzero(np.isfinite(values)))
+            left -= len(chunk)
+    if bad:
+        logger.info("%s: %d voxels are NaN or infinite in the file", path, bad)
+        image.SetMetaData(NONFINITE_METADATA_KEY, str(bad))
+
+
+def _kind_of_small(size: Sequence[int]) -> str:
+    """What a grid with single-voxel axes is: a voxel, a line or a slice."""
+    long_axes = sum(1 for s in size if s > 1)
+    return ("a single voxel", "1D (one line of voxels)", "2D (one slice)")[min(long_axes, 2)]
+
+
+def _apply_nifti_geometry(image: sitk.Image, geometry, header, path: Path) -> None:
+    """Set the header-decided grid on ``image`` (in place) and keep the header in its metadata."""
+    origin, spacing, direction = geometry
+    mine = Geometry(origin, spacing, direction, image.GetSize())
+    theirs = Geometry.from_image(image)
+    differences = mine.differences(theirs, 1e-3)
+    if differences:
+        logger.info(
+            "%s: using the grid the NIfTI header defines, not SimpleITK's reading of it (%s)",
+            path,
+            "; ".join(differences),
+        )
+    image.SetOrigin(mine.origin)
+    image.SetSpacing(mine.spacing)
+    image.SetDirection(mine.direction)
+    image.SetMetaData(nifti_header.HEADER_METADATA_KEY, header.raw.hex())
 
 
 def read_dicom_series(folder: PathLike, series_id: str | None = None) -> sitk.Image:
@@ -270,7 +393,8 @@ def read_dicom_series(folder: PathLike, series_id: str | None = None) -> sitk.Im
     Raises:
         FileNotFoundError: the folder does not exist.
         ImageReadError: no series, unknown ``series_id``, a single-slice series, several slices
-            at one position (a multi-volume series), or unreadable files.
+            at one position (a multi-volume series), uneven slice distances (a missing slice:
+            stacking it on a regular grid would misplace slices), or unreadable files.
     """
     folder = Path(folder)
     if not folder.exists():
@@ -295,7 +419,7 @@ def read_dicom_series(folder: PathLike, series_id: str | None = None) -> sitk.Im
             found = ", ".join(f"{sid} ({len(files)} files)" for sid, files in series.items())
             logger.info(
                 "%s holds %d DICOM series: %s; reading %s, the one with the most slices "
-                "(pass series_id= to choose)",
+                "(pass series_id=, or --series-id on the command line, to choose)",
                 folder,
                 len(series),
                 found,
@@ -326,7 +450,9 @@ def read_dicom_series(folder: PathLike, series_id: str | None = None) -> sitk.Im
     return image
 
 
-def write_image(image: sitk.Image, path: PathLike, *, compress: bool = True) -> Path:
+def write_image(
+    image: sitk.Image, path: PathLike, *, compress: bool = True, like: sitk.Image | None = None
+) -> Path:
     """Write an image atomically; the format follows the extension.
 
     The image is written into a temporary folder next to ``path`` and then moved into place with
@@ -338,6 +464,10 @@ def write_image(image: sitk.Image, path: PathLike, *, compress: bool = True) -> 
         path: target file. Any extension SimpleITK writes (.nii.gz, .nii, .nrrd, .mha, .mhd, ...);
             a path without an extension gets ``.nii.gz`` (NIfTI is the default format).
         compress: compress the voxel data where the format allows it (.nii.gz is always gzipped).
+        like: the image read from the input (:func:`read_image`). When ``path`` is NIfTI,
+            ``like`` came from a NIfTI file and ``image`` lies on its grid (within 1e-4 mm),
+            the output gets the input's own geometry fields (qform/sform codes, quaternion,
+            offsets, sform rows), so both open identically in every viewer.
 
     Returns:
         The path written.
@@ -357,11 +487,15 @@ def write_image(image: sitk.Image, path: PathLike, *, compress: bool = True) -> 
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder))
     try:
         try:
-            sitk.WriteImage(image, str(staging / path.name), useCompression=compress)
-        except RuntimeError as err:
+            sitk.WriteImage(_without_own_keys(image), str(staging / path.name), compress)
+            source = _header_to_copy(image, path, like)
+            if source is not None:
+                nifti_header.patch_written_header(staging / path.name, source)
+        except (RuntimeError, OSError) as err:
+            reason = _itk_reason(err) if isinstance(err, RuntimeError) else str(err)
             raise ValueError(
-                f"{path}: SimpleITK could not write this file ({_itk_reason(err)}); use an "
-                "extension it supports (e.g. .nii.gz, .nrrd, .mha) and check the free disk space"
+                f"{path}: could not write this file ({reason}); use an extension SimpleITK "
+                "supports (e.g. .nii.gz, .nrrd, .mha) and check the free disk space"
             ) from err
         # Data files of two-file formats (.mhd + .raw) first, the header last.
         written = sorted(staging.iterdir(), key=lambda p: p.name == path.name)
@@ -370,6 +504,32 @@ def write_image(image: sitk.Image, path: PathLike, *, compress: bool = True) -> 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _without_own_keys(image: sitk.Image) -> sitk.Image:
+    """``image`` without medzoo's metadata (some formats, e.g. NRRD, write every key)."""
+    keys = [k for k in image.GetMetaDataKeys() if k.startswith("medzoo_")]
+    if not keys:
+        return image
+    image = sitk.Image(image)
+    for key in keys:
+        image.EraseMetaData(key)
+    return image
+
+
+def _header_to_copy(image: sitk.Image, path: Path, like: sitk.Image | None):
+    """The input's NIfTI header, when ``image`` is written as NIfTI on ``like``'s grid."""
+    if like is None or not nifti_header.is_nifti_path(path):
+        return None
+    if not like.HasMetaDataKey(nifti_header.HEADER_METADATA_KEY):
+        return None
+    if image.GetDimension() != 3 or not Geometry.from_image(image).allclose(
+        Geometry.from_image(like), 1e-4
+    ):
+        return None
+    return nifti_header.parse_header(
+        bytes.fromhex(like.GetMetaData(nifti_header.HEADER_METADATA_KEY))
+    )
 
 
 def image_to_array(image: sitk.Image) -> tuple[np.ndarray, Geometry]:
@@ -551,30 +711,33 @@ def _check_channel(path: Path, channel: int | None, count: int) -> int:
     if channel is None:
         if count > 1:
             raise ImageReadError(
-                f"{path}: the image has {count} channels (a 4D or vector image); pass channel= "
-                f"(0 to {count - 1}) to pick one, or split it into 3D files"
+                f"{path}: the image has {count} channels (a 4D or vector image); pick one with "
+                f"channel= (0 to {count - 1}; --volume on the command line), or split it into "
+                "3D files"
             )
         return 0
     if not isinstance(channel, (int, np.integer)) or not 0 <= channel < count:
         raise ImageReadError(
             f"{path}: channel={channel!r} is out of range; the image has {count} channel(s), "
-            f"so pass 0 to {count - 1}"
+            f"so pass 0 to {count - 1} (--volume on the command line)"
         )
     return int(channel)
 
 
-def _check_nifti_complete(path: Path) -> None:
+def _read_nifti_header(path: Path):
+    try:
+        return nifti_header.read_header(path)
+    except nifti_header.NiftiHeaderError as err:
+        raise ImageReadError(str(err)) from err
+
+
+def _check_nifti_complete(path: Path, header) -> None:
     """Raise if a NIfTI file holds fewer voxel bytes than its header declares.
 
     ITK's NIfTI reader zero-fills truncated files silently; every other format it reads raises.
     """
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rb") as stream:
-            header = stream.read(540)
-    except (OSError, EOFError, zlib.error) as err:
-        raise ImageReadError(f"{path}: the NIfTI header cannot be read ({err})") from err
-    expected = _nifti_expected_bytes(header)
+    expected = None if header is None else _nifti_expected_bytes(header.raw)
     if expected is None:
         return  # not a NIfTI-1/2 single file (e.g. an Analyze pair): SimpleITK's check applies
     if opener is open:
@@ -637,7 +800,8 @@ def _sort_slices(folder: Path, series_id: str, files: list[str]) -> list[str]:
     if len(files) < 2:
         raise ImageReadError(
             f"{folder}: DICOM series {series_id} has a single slice, i.e. it is 2D; a 3D volume "
-            "is needed (pass series_id= of a multi-slice series)"
+            "is needed (pass series_id= of a multi-slice series; --series-id on the command "
+            "line)"
         )
     positions = []
     normal = None
@@ -671,13 +835,19 @@ def _sort_slices(folder: Path, series_id: str, files: list[str]) -> list[str]:
             f"{folder}: DICOM series {series_id} has several slices at the same position (several "
             "echoes, phases or time points in one series); split it into one folder per volume"
         )
-    if steps.max() - steps.min() > 0.1 * np.median(steps):
-        logger.warning(
-            "%s: DICOM series %s has uneven slice distances (%.3g to %.3g mm): missing slices? "
-            "The volume uses their mean",
-            folder,
-            series_id,
-            steps.min(),
-            steps.max(),
+    step = float(np.median(steps[steps < 1.1 * steps.min()]))  # missing slices only lengthen
+    uneven = np.flatnonzero(np.abs(steps - step) > 0.1 * step)
+    if uneven.size:
+        names = [Path(files[i]).name for i in order]
+        gaps = ", ".join(
+            f"{names[i]} -> {names[i + 1]}: {steps[i]:.4g} mm"
+            + (f" (~{round(steps[i] / step) - 1} slice(s) missing)" if steps[i] > step else "")
+            for i in uneven[:3]
+        )
+        raise ImageReadError(
+            f"{folder}: DICOM series {series_id} has uneven slice distances: the slices are "
+            f"{step:.4g} mm apart except {gaps}{' ...' if uneven.size > 3 else ''}. A regular "
+            "grid would misplace the slices, so medzoo refuses the series: restore the missing "
+            "file(s), or resample the series onto a regular grid with a tool you trust"
         )
     return [files[i] for i in order]

@@ -15,6 +15,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -83,9 +84,11 @@ class _Server:
         cls.send(h, status, body, {"Content-Type": "application/json", **(headers or {})})
 
     @classmethod
-    def send_file(cls, h, data: bytes, headers: dict, *, honour_range=True, cut_at=None) -> None:
+    def send_file(
+        cls, h, data: bytes, headers: dict, *, honour_range=True, cut_at=None, stall_s=0.0
+    ) -> None:
         """200, or 206 for ``Range: bytes=N-``; ``cut_at`` drops the connection after that many
-        body bytes while promising all of them."""
+        body bytes while promising all of them; ``stall_s`` pauses halfway through the body."""
         start = 0
         wanted = h.headers.get("Range")
         if wanted and honour_range:
@@ -105,6 +108,11 @@ class _Server:
         if h.command == "HEAD":
             return
         if cut_at is None:
+            if stall_s:
+                h.wfile.write(body[: len(body) // 2])
+                h.wfile.flush()
+                time.sleep(stall_s)
+                body = body[len(body) // 2 :]
             h.wfile.write(body)
             return
         h.wfile.write(body[:cut_at])
@@ -121,7 +129,10 @@ class StaticServer(_Server):
     """Serves the files under ``root`` at ``<url>/<relative path>``.
 
     ``cut_once[path] = n`` makes the next GET of ``path`` stop after ``n`` bytes (then normal);
-    ``honour_range = False`` makes the server ignore Range headers (answers 200, whole file).
+    ``honour_range = False`` makes the server ignore Range headers (answers 200, whole file);
+    ``stall_s`` pauses that long halfway through each file (a slow link, so that two clients
+    download at the same time); ``page`` answers every GET with 200 and these bytes as
+    text/html, as a proxy's error or login page does.
     """
 
     def __init__(self, root: Path) -> None:
@@ -129,6 +140,8 @@ class StaticServer(_Server):
         self.root = Path(root)
         self.cut_once: dict[str, int] = {}
         self.honour_range = True
+        self.stall_s = 0.0
+        self.page: bytes | None = None
 
     def handle(self, h) -> None:
         rel = unquote(urlsplit(h.path).path).lstrip("/")
@@ -136,11 +149,21 @@ class StaticServer(_Server):
         if h.command not in ("GET", "HEAD") or not path.is_relative_to(self.root.resolve()):
             self.send(h, 405 if h.command not in ("GET", "HEAD") else 403)
             return
+        if self.page is not None:
+            self.send(h, 200, self.page, {"Content-Type": "text/html"})
+            return
         if not path.is_file():
             self.send(h, 404, b"not found")
             return
         cut = self.cut_once.pop("/" + rel, None) if h.command == "GET" else None
-        self.send_file(h, path.read_bytes(), {}, honour_range=self.honour_range, cut_at=cut)
+        self.send_file(
+            h,
+            path.read_bytes(),
+            {},
+            honour_range=self.honour_range,
+            cut_at=cut,
+            stall_s=self.stall_s if h.command == "GET" else 0.0,
+        )
 
 
 class FakeHub(_Server):

@@ -222,3 +222,90 @@ def test_cli_download_prints_the_verified_folder(tmp_path, published, monkeypatc
         monkeypatch.setenv("MEDZOO_OFFLINE", "1")
         assert main(["download", NAME, "--cache-dir", str(tmp_path / "empty")]) == 2
         assert "Offline" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- faults, array jobs
+
+_LOADER = """
+import sys, time
+from pathlib import Path
+import medzoo
+Path(sys.argv[1]).touch()  # imported: ready
+while not Path(sys.argv[2]).exists():
+    time.sleep(0.01)
+model = medzoo.load("unet3d_mrbrains", manifest=sys.argv[3])
+print("loaded", model.count_params())
+"""
+
+
+def test_two_processes_loading_into_an_empty_cache_both_succeed(tmp_path, published):
+    """An array job: two processes start loading the same model into one empty cache at the
+    same moment; both get the model and every file is downloaded once."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    www, _, _ = published
+    script = tmp_path / "loader.py"
+    script.write_text(_LOADER)
+    root = str(Path(medzoo.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    with StaticServer(www) as server:
+        server.stall_s = 0.5  # a slow link: the two processes download at the same time
+        manifest = _manifest(tmp_path, published, server.url)
+        go = tmp_path / "go"
+        children = [
+            subprocess.Popen(
+                [sys.executable, str(script), str(tmp_path / f"ready{i}"), str(go), str(manifest)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(2)
+        ]
+        deadline = time.monotonic() + 300
+        while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
+            assert time.monotonic() < deadline, "the loader processes did not start"
+            assert all(c.poll() is None for c in children), children[0].communicate()
+            time.sleep(0.05)
+        go.touch()
+        results = [c.communicate(timeout=300) for c in children]
+        for child, (out, err) in zip(children, results, strict=True):
+            assert child.returncode == 0, err[-2000:]
+            assert "loaded" in out
+        assert server.count("GET") == 4  # each file once: the second process waited, then reused
+
+
+def test_a_partial_html_page_is_discarded_not_resumed(tmp_path, published):
+    www, _, _ = published
+    with StaticServer(www) as server:
+        manifest = _manifest(tmp_path, published, server.url)
+        folder = download(NAME, manifest=manifest)
+        data = (folder / WEIGHTS).read_bytes()
+        (folder / WEIGHTS).unlink()
+        page = b"<!DOCTYPE html><html><body>Proxy error: try again later</body></html>\n"
+        (folder / (WEIGHTS + ".part")).write_bytes(page)  # what a proxy's 200 page leaves behind
+        assert download(NAME, manifest=manifest) == folder
+        assert [r[2] for r in _gets(server, WEIGHTS)] == [None, None]  # no Range: a fresh start
+        assert (folder / WEIGHTS).read_bytes() == data
+
+
+def test_a_proxy_page_instead_of_the_file_is_refused_and_not_kept(tmp_path, published):
+    www, _, _ = published
+    with StaticServer(www) as server:
+        manifest = _manifest(tmp_path, published, server.url)
+        server.page = b"<html><body>Please log in to the proxy</body></html>"
+        with pytest.raises(WeightsUnavailableError, match="text/html"):
+            download(NAME, manifest=manifest)
+        assert list((tmp_path / "cache").rglob("*.part")) == []
+        server.page = None
+        folder = download(NAME, manifest=manifest)
+        assert sorted(p.name for p in folder.iterdir()) == sorted(_published_files(published))
+
+
+def _published_files(published):
+    _, versions, _ = published
+    return list(versions["1.1.0"][0]["files"])

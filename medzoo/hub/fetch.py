@@ -9,13 +9,24 @@ Every file is checked against the manifest's sha256 and size before it is used: 
 every load (a few milliseconds per MB), downloads before they are renamed into place, bundled
 copies before they are used in place. Downloads go to ``<file>.part`` next to their final name,
 resume with an HTTP Range request after an interruption (within a call, and in a later call), and
-are renamed atomically once verified. With a complete cache no network call is made at all.
+are renamed atomically once verified. A partial file that cannot be the start of the right
+bytes (an HTML or XML page a proxy answered with, a weights file without the HDF5 signature,
+a JSON file not starting with ``{``) is discarded instead of resumed, and an answer whose
+Content-Length is not the file's size is refused before anything is written. With a complete
+cache no network call is made at all.
+
+Several processes may fill one cache at once (a cluster array job): the downloads of a cache
+entry run under an exclusive lock on ``<cache>/<name>/<version>/.<digest16>.lock``
+(``fcntl.flock``, released by the kernel if a process dies), and the cache is checked again
+once the lock is held, so the second process finds the files the first one verified and renamed
+into place.
 Offline mode (``MEDZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``) never calls the network; bundled
 copies still count, and a missing file is named together with the path it should have.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
 import os
@@ -119,41 +130,64 @@ def download(
         return target
 
     failures = []
-    for source in entry.sources:
-        if isinstance(source, BundledSource):
-            folder = manifest.root.joinpath(*source.path.split("/"))
-            if not folder.is_dir():
-                logger.debug(
-                    "%s %s: bundled copy %s is not in this installation", name, version, folder
-                )
-                failures.append(f"{source.uri}: no folder {folder} in this installation")
-                continue
-            try:
-                for file, expected in entry.files.items():
-                    _verify(folder / file, expected, f"bundled {folder / file}")
-            except (ChecksumMismatchError, FileNotFoundError) as err:
-                logger.warning("%s %s: %s", name, version, err)
-                failures.append(f"{source.uri}: {err}")
-                continue
-            return folder
-        if offline:
-            failures.append(f"{source.uri}: skipped, offline mode")
-            continue
-        target.mkdir(parents=True, exist_ok=True)
-        try:
-            if isinstance(source, UrlSource):
-                for file in missing:
-                    _fetch_url(f"{source.base}/{quote(file)}", target / file, entry.files[file])
-            else:
-                _fetch_hf(source, target, missing, entry)
-        except (ChecksumMismatchError, WeightsUnavailableError) as err:
-            logger.warning("%s %s: source %s failed: %s", name, version, source.uri, err)
-            failures.append(f"{source.uri}: {err}")
-        missing = _missing_from_cache(target, entry)
-        if not missing:
-            logger.info("%s %s: downloaded and verified into %s", name, version, target)
-            return target
+    with contextlib.ExitStack() as stack:
+        locked = False
+        for source in entry.sources:
+            if not locked and not offline and not isinstance(source, BundledSource):
+                stack.enter_context(_entry_lock(target, f"{name} {version}"))
+                locked = True
+                missing = _missing_from_cache(target, entry)  # another process may have filled it
+                if not missing:
+                    logger.debug("%s %s: filled by another process at %s", name, version, target)
+                    return target
+            result, missing = _try_source(
+                source, name, version, entry, manifest, target, missing, offline, failures
+            )
+            if result is not None:
+                return result
+    return _unavailable(name, version, target, missing, failures, offline)
 
+
+def _try_source(source, name, version, entry, manifest, target, missing, offline, failures):
+    """One source: ``(folder, [])`` when it made the version available, else ``(None, missing)``
+    with the reason appended to ``failures``."""
+    if isinstance(source, BundledSource):
+        folder = manifest.root.joinpath(*source.path.split("/"))
+        if not folder.is_dir():
+            logger.debug(
+                "%s %s: bundled copy %s is not in this installation", name, version, folder
+            )
+            failures.append(f"{source.uri}: no folder {folder} in this installation")
+            return None, missing
+        try:
+            for file, expected in entry.files.items():
+                _verify(folder / file, expected, f"bundled {folder / file}")
+        except (ChecksumMismatchError, FileNotFoundError) as err:
+            logger.warning("%s %s: %s", name, version, err)
+            failures.append(f"{source.uri}: {err}")
+            return None, missing
+        return folder, []
+    if offline:
+        failures.append(f"{source.uri}: skipped, offline mode")
+        return None, missing
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        if isinstance(source, UrlSource):
+            for file in missing:
+                _fetch_url(f"{source.base}/{quote(file)}", target / file, entry.files[file])
+        else:
+            _fetch_hf(source, target, missing, entry)
+    except (ChecksumMismatchError, WeightsUnavailableError) as err:
+        logger.warning("%s %s: source %s failed: %s", name, version, source.uri, err)
+        failures.append(f"{source.uri}: {err}")
+    missing = _missing_from_cache(target, entry)
+    if not missing:
+        logger.info("%s %s: downloaded and verified into %s", name, version, target)
+        return target, []
+    return None, missing
+
+
+def _unavailable(name, version, target, missing, failures, offline):
     reasons = "\n  ".join(failures)
     if offline:
         wanted = ", ".join(str(target / f) for f in missing)
@@ -167,6 +201,64 @@ def download(
         f"Could not obtain {name} {version} ({', '.join(missing)} missing from {target}); every "
         f"source failed:\n  {reasons}"
     )
+
+
+@contextlib.contextmanager
+def _entry_lock(target: Path, what: str):
+    """Hold an exclusive lock for the cache entry ``target`` (a sibling ``.<name>.lock`` file),
+    waiting (with a log line) while another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process lock, downloads still verify and rename
+        yield
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    path = target.parent / f".{target.name}.lock"
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("%s: waiting for another process that is downloading into %s", what, target)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_PAGE_STARTS = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"<!--")
+
+
+def implausible_start(name: str, start: bytes) -> str | None:
+    """Why ``start`` (the first bytes of a download) cannot begin the file ``name``, or None.
+
+    Refused: an HTML/XML page for a file that is not one; a ``.h5`` file without the HDF5
+    signature; a ``.json`` file whose first non-blank byte is not ``{`` or ``[``.
+    """
+    lowered = start.lstrip().lower()
+    if lowered.startswith(_PAGE_STARTS) and not name.lower().endswith((".html", ".htm", ".xml")):
+        return "it starts like an HTML/XML page (an error or login page from a proxy?)"
+    if name.endswith(".h5"):
+        head = start[: len(_HDF5_SIGNATURE)]
+        if head != _HDF5_SIGNATURE[: len(head)]:
+            return "it does not start with the HDF5 signature"
+    if name.endswith(".json") and lowered and lowered[:1] not in (b"{", b"["):
+        return "it does not start like a JSON document"
+    return None
+
+
+def _discard_if_implausible(part: Path, name: str) -> bool:
+    """Delete ``part`` when its first bytes cannot start ``name``; True if it was deleted."""
+    if not part.is_file():
+        return False
+    with open(part, "rb") as f:
+        reason = implausible_start(name, f.read(512))
+    if reason is None:
+        return False
+    logger.warning("%s: discarding this partial download: %s", part, reason)
+    part.unlink()
+    return True
 
 
 def _missing_from_cache(folder: Path, entry: VersionEntry) -> list[str]:
@@ -203,6 +295,7 @@ def _fetch_url(url: str, dest: Path, expected: FileEntry) -> None:
     and rename; a mismatching download is deleted."""
     part = dest.with_name(dest.name + ".part")
     for attempt in range(RESUME_ATTEMPTS + 1):
+        _discard_if_implausible(part, dest.name)
         have = part.stat().st_size if part.is_file() else 0
         if have > expected.size:
             part.unlink()
@@ -211,6 +304,11 @@ def _fetch_url(url: str, dest: Path, expected: FileEntry) -> None:
             try:
                 _http_get(url, part, have, expected.size)
             except (http.client.IncompleteRead, ConnectionError, TimeoutError) as err:
+                if _discard_if_implausible(part, dest.name):
+                    raise WeightsUnavailableError(
+                        f"{url}: the server did not send the file ({err}); its answer was "
+                        "discarded. Check the URL, or a proxy between you and the server"
+                    ) from err
                 got = part.stat().st_size if part.is_file() else 0
                 if attempt == RESUME_ATTEMPTS:
                     raise WeightsUnavailableError(
@@ -221,6 +319,11 @@ def _fetch_url(url: str, dest: Path, expected: FileEntry) -> None:
                     "%s: interrupted at %d of %d bytes (%s); resuming", url, got, expected.size, err
                 )
                 continue
+        if _discard_if_implausible(part, dest.name):
+            raise WeightsUnavailableError(
+                f"{url}: the server's answer cannot be {dest.name} and was discarded; check the "
+                "URL, or a proxy between you and the server"
+            )
         try:
             _verify(part, expected, f"download {url}")
         except ChecksumMismatchError:
@@ -250,6 +353,14 @@ def _http_get(url: str, part: Path, offset: int, size: int) -> None:
         if offset and response.status != 206:
             logger.info("%s: the server ignored the Range request; downloading from the start", url)
             offset = 0
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) != size - offset:
+            raise WeightsUnavailableError(
+                f"{url}: the server answered HTTP {response.status} with {length} bytes of "
+                f"{response.headers.get('Content-Type') or 'unknown type'}, but "
+                f"{size - offset} bytes of the file were expected (a proxy's error or login "
+                "page?); nothing was kept. Check the URL and the network path to it"
+            )
         elif offset and not response.headers.get("Content-Range", "").startswith(
             f"bytes {offset}-"
         ):

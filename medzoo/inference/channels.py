@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import SimpleITK as sitk  # noqa: N813
 
+from medzoo.inference.input_checks import check_overlap, checked_scan
 from medzoo.io import Geometry, read_image
 from medzoo.preprocessing import resample_to_grid
 from medzoo.registry import InputSpec
@@ -52,8 +53,10 @@ def gather_channels(
         channels are absent.
 
     Raises:
-        ValueError: wrong number of scans, unknown or missing channel names, non-3D images, or
-            (with ``resample=False``) scans on different grids.
+        ValueError: wrong number of scans, unknown or missing channel names, non-3D images,
+            the checks of :mod:`medzoo.inference.input_checks` (implausible voxel sizes, no
+            finite voxel, channels that do not overlap in space), or (with ``resample=False``)
+            scans on different grids.
         FileNotFoundError: a path does not exist.
     """
     named = _by_channel(inputs, spec)
@@ -62,7 +65,7 @@ def gather_channels(
     first = ""
     for name, scan in named.items():
         source = _describe(scan, name)
-        image = _read(scan, source)
+        image = checked_scan(_read(scan, source), source)
         geometry = Geometry.from_image(image)
         if reference is None:
             reference, first = geometry, source
@@ -75,6 +78,7 @@ def gather_channels(
                     "channel's grid"
                 )
             if differences:
+                check_overlap(image, reference, source, first)
                 logger.info(
                     "resampling %s onto the grid of %s (%s)", source, first, "; ".join(differences)
                 )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medzoo.hub.errors import NoPublishedWeightsError
+from medzoo.inference.outputs import check_output_dir
 from medzoo.inference.predict import Prediction, predict
 from medzoo.inference.report import write_outputs
 
@@ -35,8 +36,11 @@ def run_demo(
     overlap: float = 0.5,
     batch_size: int = 1,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, tuple[Prediction, dict[str, Path]]]:
-    """Run ``models`` on :data:`DEMO_SCAN` and write each one's outputs to ``outdir/<name>/``.
+    """Run ``models`` on :data:`DEMO_SCAN` and write each one's outputs to ``outdir/<name>/``
+    (each checked before any model runs; see :mod:`medzoo.inference.outputs`, ``overwrite``
+    replaces earlier results).
 
     Models without published weights run with random weights (a warning says so, and so do
     their CSV and ``prediction.json``).
@@ -44,6 +48,8 @@ def run_demo(
     Returns:
         ``{name: (prediction, {kind: path written})}``.
     """
+    for name in models:
+        check_output_dir(Path(outdir) / name, overwrite=overwrite)
     results = {}
     for name in models:
         options = dict(overlap=overlap, batch_size=batch_size, progress=progress)
@@ -52,5 +58,6 @@ def run_demo(
         except NoPublishedWeightsError as err:
             logger.warning("%s; running it with random weights instead", err)
             prediction = predict(name, DEMO_SCAN, random_weights=True, **options)
-        results[name] = (prediction, write_outputs(prediction, Path(outdir) / name))
+        written = write_outputs(prediction, Path(outdir) / name, overwrite=overwrite)
+        results[name] = (prediction, written)
     return results

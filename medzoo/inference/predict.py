@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 
 from medzoo.inference.channels import Inputs, gather_channels
 from medzoo.inference.intensity import IntensityMap, fit_normalization
+from medzoo.inference.memory import check_memory
 from medzoo.inference.tta import flip_sets, left_right_axis, swap_permutation, with_flips
 from medzoo.inference.window import (
     BLENDS,
@@ -232,6 +233,8 @@ def predict(
     Raises:
         ValueError: bad arguments or inputs (the message names the argument or file and the fix).
         FileNotFoundError: an input path does not exist.
+        InsufficientMemoryError: the estimated need exceeds the available memory
+            (:mod:`medzoo.inference.memory`; checked before any voxel is read).
     """
     if blend not in BLENDS:
         raise ValueError(f"blend={blend!r} is not supported; use one of {list(BLENDS)}")
@@ -260,6 +263,7 @@ def predict(
     runner = _RUNNERS.get(spec.task)
     if runner is None:
         raise ValueError(f"model {spec.name!r} has task {spec.task!r}, which predict cannot run")
+    check_memory(spec, inputs, probabilities=probabilities)  # before any voxel is read
     images = gather_channels(inputs, spec.input, resample=resample_inputs)
     scan = next(iter(images.values()))
     native = Geometry.from_image(scan)

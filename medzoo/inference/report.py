@@ -1,9 +1,12 @@
 """Outputs for people: NIfTI files, CSV tables, a PNG of three orthogonal slices, a JSON record.
 
 :func:`write_outputs` writes everything a :class:`~medzoo.inference.predict.Prediction` holds
-into one folder; every file is written to a temporary name in that folder and then renamed, so
-nothing is ever half-written. A prediction made with random (untrained) weights says so in the
-CSV (a ``weights`` column) and in ``prediction.json``.
+into one folder, as one set: the files go into a temporary folder that is renamed into place
+once all are written (:mod:`medzoo.inference.outputs`), so a failed run leaves nothing and
+files of an earlier run are never mixed with new ones. NIfTI outputs on the input's grid carry
+the input's own header geometry (:func:`medzoo.io.write_image` with ``like=``). A prediction
+made with random (untrained) weights says so in the CSV (a ``weights`` column) and in
+``prediction.json``.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
 import medzoo
+from medzoo.inference.outputs import check_output_dir, staged_output_dir
 from medzoo.inference.predict import Prediction
-from medzoo.io import Geometry, write_image
+from medzoo.io import SOURCE_METADATA_KEY, Geometry, write_image
 from medzoo.preprocessing import reorient
 
 __all__ = ["label_volumes", "orthogonal_slices", "write_outputs"]
@@ -33,8 +37,11 @@ _DISPLAY_ORIENTATION = "LPI"  # x to patient left, y to posterior, z to inferior
 _GAP_PX = 4
 
 
-def write_outputs(prediction: Prediction, outdir: str | os.PathLike) -> dict[str, Path]:
-    """Write a prediction's results into ``outdir`` (created if needed).
+def write_outputs(
+    prediction: Prediction, outdir: str | os.PathLike, *, overwrite: bool = False
+) -> dict[str, Path]:
+    """Write a prediction's results into ``outdir`` (created; must be new or empty unless
+    ``overwrite=True``, which replaces the whole folder).
 
     Files, by task:
 
@@ -50,18 +57,36 @@ def write_outputs(prediction: Prediction, outdir: str | os.PathLike) -> dict[str
     in any viewer.
 
     Returns:
-        ``{kind: path}`` of the files written.
+        ``{kind: path}`` of the files written (inside ``outdir``).
+
+    Raises:
+        OutputFolderError: ``outdir`` is a file, holds files and ``overwrite`` is False, or
+            holds the first input scan (known from the file it was read from).
+        ValueError: a file could not be written (e.g. the disk is full); nothing is left behind.
     """
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    scan = prediction.scan
+    if scan.HasMetaDataKey(SOURCE_METADATA_KEY):  # never replace the (first) input scan
+        check_output_dir(outdir, [scan.GetMetaData(SOURCE_METADATA_KEY)], overwrite=overwrite)
+    with staged_output_dir(outdir, overwrite=overwrite) as staging:
+        written = _write_all(prediction, staging)
+    written = {kind: outdir / path.name for kind, path in written.items()}
+    logger.info("wrote %s", ", ".join(str(p) for p in written.values()))
+    return written
+
+
+def _write_all(prediction: Prediction, outdir: Path) -> dict[str, Path]:
     written: dict[str, Path] = {}
+    like = prediction.scan
     pred = prediction
     if pred.labels is not None:
-        written["labels"] = write_image(pred.labels, outdir / "labels.nii.gz")
-        written["uncertainty"] = write_image(pred.uncertainty, outdir / "uncertainty.nii.gz")
+        written["labels"] = write_image(pred.labels, outdir / "labels.nii.gz", like=like)
+        written["uncertainty"] = write_image(
+            pred.uncertainty, outdir / "uncertainty.nii.gz", like=like
+        )
         if pred.probabilities is not None:
             written["probabilities"] = write_image(
-                pred.probabilities, outdir / "probabilities.nii.gz"
+                pred.probabilities, outdir / "probabilities.nii.gz", like=like
             )
         rows = [
             {**row, "weights": pred.weights}
@@ -80,7 +105,9 @@ def write_outputs(prediction: Prediction, outdir: str | os.PathLike) -> dict[str
         written["values"] = _write_csv(outdir / "values.csv", rows)
     prefix = "superres" if pred.task == "super_resolution" else "reconstruction"
     for channel, image in pred.images.items():
-        written[f"{prefix}_{channel}"] = write_image(image, outdir / f"{prefix}_{channel}.nii.gz")
+        written[f"{prefix}_{channel}"] = write_image(
+            image, outdir / f"{prefix}_{channel}.nii.gz", like=like
+        )
     if pred.images:
         first = next(iter(pred.images.values()))
         written["slices"] = write_image(orthogonal_slices(first), outdir / "slices.png")
@@ -89,7 +116,6 @@ def write_outputs(prediction: Prediction, outdir: str | os.PathLike) -> dict[str
         written["latent"] = _write_csv(outdir / "latent.csv", rows)
     record = _record(pred, written)
     written["record"] = _write_text(outdir / "prediction.json", json.dumps(record, indent=2))
-    logger.info("wrote %s", ", ".join(str(p) for p in written.values()))
     return written
 
 
