@@ -40,8 +40,7 @@ def make(name):
     if name == "resnet3d_ixi_age":
         model = build(name, filters=(8, 16), strides=(1, 2), dropout=0.0)
     else:
-        model = build(name, filters=(4, 8), strides=(1, 2), in_channels=1, channel_names=("T1",),
-                      num_classes=3)
+        model = build(name, filters=(4, 8), in_channels=1, channel_names=("T1",), num_classes=3)
     loss = "mae" if name == "resnet3d_ixi_age" else "dice+weighted_ce"
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=get_loss(loss))
     return model

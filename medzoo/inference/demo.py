@@ -1,8 +1,9 @@
 """The demo: the bundled real head scan through every model that needs only a T1 scan.
 
 The scan is Colin27 (``medzoo/data/demo/colin27_t1_1mm.nii.gz``, see the README there): one
-adult head, T1-weighted, 1 mm. The T1-only models are the age regressor, the sex classifier and
-the super-resolution network; the others need T2, PD or FLAIR scans too. A model without
+adult head, T1-weighted, 1 mm. The T1-only models are the tissue segmentation (its T1-IR and
+T2-FLAIR channels are optional), the age regressor, the sex classifier and the
+super-resolution network; the autoencoder needs T2 and PD scans too. A model without
 published weights runs with random weights, and says so in the log and in its outputs.
 """
 
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 DEMO_SCAN = Path(__file__).resolve().parent.parent / "data" / "demo" / "colin27_t1_1mm.nii.gz"
 """The bundled scan: Colin27 T1, 181 x 217 x 181 voxels (x, y, z) of 1 mm, RAS, uint8."""
 
-DEMO_MODELS = ("resnet3d_ixi_age", "resnet3d_ixi_sex", "srnet3d_ixi")
+DEMO_MODELS = ("unet3d_mrbrains", "resnet3d_ixi_age", "resnet3d_ixi_sex", "srnet3d_ixi")
 """The registered models that need only a T1 scan."""
 
 

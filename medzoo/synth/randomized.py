@@ -170,21 +170,21 @@ class LabelMapBank:
         return cls(names, arrays)
 
     def save(self, path: str | Path) -> None:
-        """Write the maps (ids, RAS, cropped) to a compressed ``.npz`` (temporary name, then
-        rename)."""
+        """Write the maps (compact indices and the id table; RAS, cropped) to a compressed
+        ``.npz`` (temporary name, then rename)."""
         path = Path(path)
         tmp = path.with_name(f".{path.stem}.tmp.npz")
-        arrays = {f"map_{k}": self.ids[m.index] for k, m in enumerate(self.maps)}
+        arrays = {f"map_{k}": m.index for k, m in enumerate(self.maps)}
         names = np.array([m.name for m in self.maps])
-        np.savez_compressed(tmp, names=names, **arrays)
+        np.savez_compressed(tmp, names=names, ids=self.ids, **arrays)
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: str | Path) -> LabelMapBank:
         """The bank :meth:`save` wrote."""
         with np.load(path) as data:
-            names = [str(n) for n in data["names"]]
-            return cls(names, [data[f"map_{k}"].astype(np.int32) for k in range(len(names))])
+            names, ids = [str(n) for n in data["names"]], data["ids"]
+            return cls(names, [ids[data[f"map_{k}"]] for k in range(len(names))])
 
     def __len__(self) -> int:
         return len(self.maps)

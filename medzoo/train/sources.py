@@ -113,6 +113,13 @@ class Source(ABC):
         """A subject's arrays on its native grid (default: its files)."""
         return read_subject(subject)
 
+    def describe_test(self, cases: Sequence[Case]) -> str:
+        """What the test metrics of a published preset were measured on (its model card)."""
+        return (
+            f"{len(cases)} held-out {self.name} test case(s) (never used for training or "
+            "checkpoint selection), whole scans through medzoo.predict"
+        )
+
     def batches(self, batch_size: int, steps_per_epoch: int) -> Any | None:
         """Ready training batches (an object with ``len()`` and ``batch(index, epoch)``), or
         None (the default): the trainer then cuts patches or volumes from :meth:`subjects`."""
@@ -399,6 +406,15 @@ class LabelMapSource(Source):
                 "medzoo.train.reference)"
             )
         return cases
+
+    def describe_test(self, cases: Sequence[Case]) -> str:
+        names = ", ".join(case.name for case in cases)
+        return (
+            f"{len(cases)} REAL scan(s) never used for training or checkpoint selection "
+            f"({names}), T1 alone through medzoo.predict, against classical reference tissues "
+            "(ANTs Atropos) inside the reference brain mask, cerebellum and brainstem excluded; "
+            "whole_dice_* over the whole image (medzoo.train.reference)"
+        )
 
     def provenance(self) -> dict[str, Any]:
         from medzoo.train.reference import read_references

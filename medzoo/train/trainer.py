@@ -430,10 +430,7 @@ def _finish(
     model.load_weights(best_path)
     cases = source.cases("test", config.test_cases)
     result: Evaluation = evaluate(model, cases)
-    data = (
-        f"{len(cases)} held-out {source.name} test case(s) (never used for training or "
-        "checkpoint selection), whole scans through medzoo.predict"
-    )
+    data = source.describe_test(cases)
     seconds_per_step = state["seconds"] / max(state["timed_steps"], 1)
     training_data = {
         **source.provenance(),
