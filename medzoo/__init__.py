@@ -10,9 +10,7 @@ data pipeline do not pay for importing Keras (and through it TensorFlow):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from medzoo._lazy import lazy_exports
 from medzoo._startup import configure_environment
 
 # oneDNN on (3D convolutions are 4-6x slower without it on some CPUs) and TensorFlow's C++ INFO
@@ -34,12 +32,4 @@ _LAZY = {
 __all__ = [*_LAZY, "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'medzoo' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, ["__version__"])

@@ -15,8 +15,7 @@ does not import Dask or Keras.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medzoo._lazy import lazy_exports
 
 _LAZY = {
     "ClusterOptions": "medzoo.cohort.runner",
@@ -29,12 +28,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'medzoo.cohort' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -16,8 +16,7 @@ Modules: ``manifest`` (schema, validation), ``fetch`` (sources, resume, cache, o
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medzoo._lazy import lazy_exports
 
 # Imported lazily, so that reading the manifest or downloading (``medzoo download``) does not
 # import Keras and TensorFlow.
@@ -41,12 +40,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'medzoo.hub' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

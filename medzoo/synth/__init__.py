@@ -24,8 +24,7 @@ tuples; images float32 in [0, 1]; labels int32.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medzoo._lazy import lazy_exports
 
 _LAZY = {
     "CONTRASTS": "medzoo.synth.contrasts",
@@ -47,12 +46,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'medzoo.synth' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
