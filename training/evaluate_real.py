@@ -6,8 +6,8 @@ exactly as a user runs it, and is scored per tissue (MRBrainS13 merge: cortical 
 ganglia = GM, WM + lesions = WM, extracerebral CSF + ventricles = CSF) inside the reference
 brain mask (cerebellum and brainstem excluded), with tissue volumes in mL and the volume labelled
 outside the brain. ``--slices-mm`` also scores the scan degraded to thick slices (block average
-along z, as a 2D acquisition), with the labels brought back onto the reference grid by nearest
-neighbour.
+of whole voxels along z, as a 2D acquisition; a scan whose slices are already that thick is
+unchanged), with the labels brought back onto the reference grid by nearest neighbour.
 
 Checkpoints: registry names (``unet3d_mrbrains``, with ``--version``), preset folders, or a
 training run's ``checkpoint`` folder, whose ``step_*.weights.h5`` snapshots give the learning
@@ -91,13 +91,13 @@ def score(model, references, slices_mm: float | None, tta: bool) -> list[dict]:
     rows = []
     for ref in references:
         scan = read_image(ref.scan)
-        variants = [("1 mm", scan)]
+        variants = [("as acquired", scan)]
         if slices_mm:
             variants.append((f"{slices_mm:g} mm slices", thick_slices(scan, slices_mm)))
         for acquisition, image in variants:
             result = predict(model, image, tta=tta, progress=False)
             labels = result.labels
-            if acquisition != "1 mm":
+            if acquisition != "as acquired":
                 labels = resample_to_grid(labels, ref.tissues, interpolation="nearest")
             metrics = score_tissues(labels, ref.tissues, ref.exclude)
             rows.append({"scan": ref.name, "split": ref.split, "input": acquisition, **metrics})
