@@ -154,8 +154,6 @@ class LabelMapBank:
 
         from medzoo.preprocessing import reorient
 
-        if not paths:
-            raise ValueError("LabelMapBank: no label map files given")
         names, arrays = [], []
         for path in paths:
             image = reorient(sitk.ReadImage(str(path), sitk.sitkInt16), "RAS")
