@@ -225,7 +225,7 @@ class RandomizedConfig:
     random_contrast_probability: float = 0.6
     optional_channel_probability: float = 0.25
     absent_value: float = -1.0
-    brain_centre_probability: float = 0.85
+    brain_centre_probability: float = 0.7
     rotation_deg: float = 15.0
     scaling: tuple[float, float] = (0.85, 1.15)
     shear: float = 0.05
