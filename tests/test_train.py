@@ -116,6 +116,32 @@ def test_resume_continues_the_run_and_a_rerun_is_refused(tmp_path, capsys):
     assert (out / "presets" / name / "1.0.1" / "model.weights.h5").exists()
 
 
+def test_resume_drops_rows_past_the_checkpoint_and_takes_a_new_learning_rate(tmp_path):
+    """A process stopped between checkpoints logged steps the checkpoint does not hold: on resume
+    those rows go (the steps are trained again), and --lr sets the rate from the resumed step."""
+    import keras
+
+    out = tmp_path / "run"
+    name = "resnet3d_ixi_age"
+    assert run_script(name, *tiny_args(name, out, steps=4)) == 0
+    with (out / "log.csv").open("a", newline="") as f:  # what a stopped process left behind
+        csv.writer(f).writerows([[5, 9.0, 1.0], [6, 9.0, 1.0]])
+    args = tiny_args(name, out, steps=6, version="1.0.1", lr="2e-4")
+    assert run_script(name, *args, "--resume") == 0
+    with (out / "log.csv").open() as f:
+        rows = [row for row in csv.DictReader(f) if row["loss"]]
+    assert [int(row["step"]) for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert all(float(row["loss"]) != 9.0 for row in rows)
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["learning_rate_changes"] == [
+        {"step": 4, "from": pytest.approx(1e-3), "to": pytest.approx(2e-4)}
+    ]
+    last = keras.saving.load_model(out / "checkpoint" / "last.keras", safe_mode=True)
+    assert float(keras.ops.convert_to_numpy(last.optimizer.learning_rate)) == pytest.approx(2e-4)
+    metadata = json.loads((out / "presets" / name / "1.0.1" / "metadata.json").read_text())
+    assert metadata["training_data"]["learning_rate"] == pytest.approx(2e-4)
+
+
 def test_a_new_run_starts_from_committed_weights_and_counts_on(tmp_path, capsys):
     name = "resnet3d_ixi_age"
     first = tmp_path / "first"

@@ -122,7 +122,13 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         metavar="X,Y,Z",
         help="synthetic field of view in mm (default: a whole head or brain)",
     )
-    add("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    add(
+        "--lr",
+        type=float,
+        default=None,
+        help="Adam learning rate (default 1e-3 for a new run; with --resume the run's own rate, "
+        "and a value given sets it from the resumed step on)",
+    )
     add("--no-augment", action="store_true", help="turn the flips/warps/intensity changes off")
     add("--workers", type=int, default=2, help="threads preparing batches (default 2)")
     add(
