@@ -158,7 +158,12 @@ NOTICES = {
 
 
 def card_checks(report: dict) -> dict[str, dict]:
-    """``real_scan_checks`` metadata per checkpoint from a report of :func:`main`."""
+    """``real_scan_checks`` metadata per checkpoint from a report of :func:`main`; the command
+    shown is the report's without its ``--json`` output file."""
+    tokens = shlex.split(portable_command(report["command"]))
+    for index in [i for i, t in enumerate(tokens) if t == "--json"][::-1]:
+        del tokens[index : index + 2]
+    command = shlex.join(tokens)
     checks = {}
     if "cae3d_ixi" in report:
         part = report["cae3d_ixi"]
@@ -193,7 +198,7 @@ def card_checks(report: dict) -> dict[str, dict]:
             + ". "
             + part["scoring"]
             + ". Whole-image figures count the air around the head too.",
-            "command": report["command"],
+            "command": command,
             "tables": [{"title": "Real T1s", "columns": columns, "rows": rows}],
             "rows": part["rows"],
         }
@@ -233,7 +238,7 @@ def card_checks(report: dict) -> dict[str, dict]:
                 "summary": "Predictions on single REAL people through medzoo.predict: "
                 "anecdotes, not metrics (one scan each; most without a documented age or sex, "
                 "'unknown' below).",
-                "command": report["command"],
+                "command": command,
                 "tables": [{"title": "Real scans", "columns": columns, "rows": rows}],
             }
     return checks
@@ -269,6 +274,18 @@ def write_cards(report: dict, root: Path) -> list[Path]:
         written.append(folder)
     atomic_write_bytes(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
     return written
+
+
+def portable_command(command: str) -> str:
+    """``command`` with every absolute path (also in ``NAME=PATH``) rewritten relative to the
+    repository root, so that a record names no folder of one machine."""
+    tokens = []
+    for token in shlex.split(command):
+        head, sep, tail = token.rpartition("=") if "=" in token else ("", "", token)
+        if os.path.isabs(tail):
+            tail = os.path.relpath(tail, ROOT)
+        tokens.append(f"{head}{sep}{tail}")
+    return shlex.join(tokens)
 
 
 def _named_path(text: str, option: str) -> tuple[str, Path]:
@@ -356,8 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         scan_paths["icbm2009c"] = args.icbm
     report: dict = {
-        "command": "python training/evaluate_real_others.py "
-        + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": portable_command(
+            "python training/evaluate_real_others.py "
+            + shlex.join(argv if argv is not None else sys.argv[1:])
+        ),
         "medzoo_version": medzoo.__version__,
     }
     out = []
