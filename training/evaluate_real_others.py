@@ -211,7 +211,7 @@ def card_checks(report: dict) -> dict[str, dict]:
                 r["age_years"],
                 r["source"],
                 round(r["predicted_age"], 1),
-                None if r["age_error"] is None else round(r["age_error"], 1),
+                "" if r["age_error"] is None else f"{r['age_error']:+.1f}",
                 r["note"],
             ]
             for r in part["rows"]
@@ -230,6 +230,14 @@ def card_checks(report: dict) -> dict[str, dict]:
         ]
         age_columns = ["scan", "contrast", "known age (y)", "source", "predicted (y)"]
         sex_columns = ["scan", "contrast", "known sex", "source", "P(female)", "predicted"]
+        ages = [r["predicted_age"] for r in part["rows"]]
+        females = [r["p_female"] for r in part["rows"]]
+        spread = {
+            "resnet3d_ixi_age": f"The {len(ages)} predictions span {min(ages):.1f}-"
+            f"{max(ages):.1f} years, whoever the person and whatever the scan.",
+            "resnet3d_ixi_sex": f"P(female) spans {min(females):.3f}-{max(females):.3f} over "
+            f"the {len(females)} scans, whoever the person and whatever the scan.",
+        }
         for name, columns, rows in (
             ("resnet3d_ixi_age", [*age_columns, "error (y)", "note"], age_rows),
             ("resnet3d_ixi_sex", [*sex_columns, "note"], sex_rows),
@@ -237,7 +245,7 @@ def card_checks(report: dict) -> dict[str, dict]:
             checks[name] = {
                 "summary": "Predictions on single REAL people through medzoo.predict: "
                 "anecdotes, not metrics (one scan each; most without a documented age or sex, "
-                "'unknown' below).",
+                "'unknown' below). " + spread[name],
                 "command": command,
                 "tables": [{"title": "Real scans", "columns": columns, "rows": rows}],
             }

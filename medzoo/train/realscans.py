@@ -359,8 +359,8 @@ def anecdote_table(rows: Sequence[Anecdote]) -> str:
 
 
 def scores_table(rows: Sequence[Mapping[str, object]], keys: Sequence[str]) -> str:
-    """Markdown table of dict rows: "scan", "split" and ``keys`` (floats with 3 significant
-    decimals for SSIM, 2 for dB)."""
+    """Markdown table of dict rows: "scan", "split" and ``keys`` (3 decimals for SSIM keys,
+    2 for the others, which are dB)."""
     if not rows:
         raise ValueError("scores_table: no rows")
     lines = ["| scan | split | " + " | ".join(keys) + " |", "|" + "---|" * (2 + len(keys))]
