@@ -305,3 +305,43 @@ def test_write_cards_updates_metadata_card_and_manifest_together(tmp_path):
     assert "| colin27 | T1 | 28 | a source | 40 | +12.0 | 1 mm |" in age_card
     cae_card = (tmp_path / "weights" / "cae3d_ixi" / "1.0.0" / "README.md").read_text()
     assert "| colin27 | validation | 20 | 20 | 0.5 | 0.5 | 20 | 0.5 | 20.00 / 0.500 |" in cae_card
+
+
+def test_the_command_scores_a_real_t1_and_reads_age_and_sex_from_dicom(tmp_path, capsys):
+    """training/evaluate_real_others.py end to end on a crop of the bundled Colin27 (with its
+    reference tissues) and four slices of the real PD series: tables printed, JSON written."""
+    t1 = sitk.ReadImage(str(COLIN))
+    tissues = sitk.ReadImage(str(COLIN_TISSUES), sitk.sitkUInt8)
+    index, size = [60, 70, 60], [64, 72, 64]  # (x, y, z) voxels around the brain's centre
+    (tmp_path / "colin27").mkdir()
+    sitk.WriteImage(sitk.RegionOfInterest(t1, size, index), str(tmp_path / "colin27/t1.nii.gz"))
+    sitk.WriteImage(
+        sitk.RegionOfInterest(tissues, size, index), str(tmp_path / "colin27/tissues.nii.gz")
+    )
+    cases = [
+        {
+            "name": "colin27",
+            "scan": "colin27/t1.nii.gz",
+            "tissues": "colin27/tissues.nii.gz",
+            "split": "validation",
+        }
+    ]
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    out = tmp_path / "report.json"
+    argv = ["--reference-dir", str(tmp_path), "--dicom", f"pd={DATA / 'dicom_pd'}"]
+    assert _script().main([*argv, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "T2 and PD SYNTHETIC" in printed and "anecdotes, not metrics" in printed
+    report = json.loads(out.read_text())
+    (row,) = report["cae3d_ixi"]["rows"]
+    assert row["scan"] == "colin27"
+    for key in ("t1_psnr", "t1_psnr_brain", "t1_ssim_brain", "all_psnr_brain", "t1_3mm_psnr"):
+        assert math.isfinite(row[key])
+    assert "SYNTHETIC" in report["cae3d_ixi"]["synthetic_channels"]
+    colin, pd = report["anecdotes"]["rows"]
+    assert (colin["age_years"], colin["sex"]) == (28.0, "male")
+    assert (pd["age_years"], pd["sex"]) == (pytest.approx(28.0), "female")
+    assert "off-contrast" in pd["note"] and pd["source"].startswith("DICOM header")
+    for entry in (colin, pd):
+        assert 0.0 <= entry["p_female"] <= 1.0 and math.isfinite(entry["predicted_age"])
+        assert entry["age_error"] == pytest.approx(entry["predicted_age"] - 28.0, abs=0.01)
