@@ -61,7 +61,8 @@ class TrainConfig:
 
     Attributes:
         name: registry name of the model.
-        data: "synthetic", "labelmaps", "ixi" or "mrbrains13".
+        data: "synthetic", "labelmaps", "ixi", "mrbrains13", or for super-resolution "real" /
+            "mixed" (pairs from real 1 mm scans, :mod:`medzoo.train.sr_sources`).
         data_dir: the real dataset's folder, or for "labelmaps" the label maps' folder.
         reference_dir: for "labelmaps": the real validation / test scans with reference
             tissue segmentations (:mod:`medzoo.train.reference`).
@@ -81,6 +82,8 @@ class TrainConfig:
         log_every: steps between log rows.
         subjects: distinct synthetic training subjects.
         fov_mm: synthetic field of view (x, y, z) mm (default per task).
+        synthetic_fraction: with data "mixed": share of super-resolution pairs from synthetic
+            heads (:class:`medzoo.train.sr_sources.RealSRSource`).
         learning_rate: Adam's learning rate.
         augment: apply :func:`medzoo.train.tasks._augmenter`'s augmentation.
         workers: threads preparing batches.
@@ -108,6 +111,7 @@ class TrainConfig:
     log_every: int = 10
     subjects: int = 64
     fov_mm: tuple[float, float, float] | None = None
+    synthetic_fraction: float = 0.25
     learning_rate: float = 1e-3
     augment: bool = True
     workers: int = 2
@@ -266,6 +270,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
         fov_mm=config.fov_mm,
         reference_dir=config.reference_dir,
         patch=patch,
+        synthetic_fraction=config.synthetic_fraction,
     )
     metric, higher = source.selection or SELECTION[spec.task]
     subjects = source.subjects()
@@ -282,7 +287,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             seed=config.seed,
             workers=config.workers,
         )
-    to_model = model_io(spec)
+    # A source's ready pairs (e.g. super-resolution from real scans) say how they feed the net.
+    to_model = getattr(dataset, "to_model", None) or model_io(spec)
     validation = source.cases("validation", config.val_cases)
     validation_names = [case.name for case in validation]
 
