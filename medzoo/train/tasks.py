@@ -251,6 +251,8 @@ def evaluate(
             for name in spec.input.channels
         ]
         return Evaluation({"psnr": float(np.mean(scores))})
+    if all(case.tissues is not None for case, _ in results):
+        return _real_sr(spec, results)
     scores, baseline = [], []
     for case, prediction in results:
         (channel, coarse), *_ = case.inputs.items()
@@ -261,6 +263,28 @@ def evaluate(
         scores.append(_psnr(truth, estimate))
         baseline.append(_psnr(truth, linear))
     return Evaluation({"psnr": float(np.mean(scores)), "psnr_trilinear": float(np.mean(baseline))})
+
+
+def _real_sr(spec: ModelSpec, results: list) -> Evaluation:
+    """Real scans with a brain mask (``Case.tissues``): :func:`medzoo.train.sr_eval.score_sr`
+    averaged over cases, and each case's values as ``<name>/<key>``."""
+    from medzoo.train.sr_eval import score_sr
+
+    per_case = {}
+    for case, prediction in results:
+        (channel, coarse), *_ = case.inputs.items()
+        per_case[case.name] = score_sr(
+            case.reference,
+            coarse,
+            prediction.images[channel],
+            spec.input.normalization,
+            mask=case.tissues,
+        )
+    keys = next(iter(per_case.values()))
+    metrics = {k: float(np.mean([m[k] for m in per_case.values()])) for k in keys}
+    for name, values in per_case.items():
+        metrics.update({f"{name}/{k}": v for k, v in values.items()})
+    return Evaluation(metrics)
 
 
 def _segmentation(spec: ModelSpec, results: list) -> Evaluation:

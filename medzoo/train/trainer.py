@@ -61,7 +61,8 @@ class TrainConfig:
 
     Attributes:
         name: registry name of the model.
-        data: "synthetic", "labelmaps", "ixi" or "mrbrains13".
+        data: "synthetic", "labelmaps", "ixi", "mrbrains13", or for super-resolution "real" /
+            "mixed" (pairs from real 1 mm scans, :mod:`medzoo.train.sr_sources`).
         data_dir: the real dataset's folder, or for "labelmaps" the label maps' folder.
         reference_dir: for "labelmaps": the real validation / test scans with reference
             tissue segmentations (:mod:`medzoo.train.reference`).
@@ -81,6 +82,8 @@ class TrainConfig:
         log_every: steps between log rows.
         subjects: distinct synthetic training subjects.
         fov_mm: synthetic field of view (x, y, z) mm (default per task).
+        synthetic_fraction: with data "mixed": share of super-resolution pairs from synthetic
+            heads (:class:`medzoo.train.sr_sources.RealSRSource`).
         learning_rate: Adam's learning rate; ``None`` means 1e-3 for a new run and, on
             resume, the rate the checkpoint's optimizer holds (a number given on resume sets it
             from then on, e.g. to lower it for a run's last phase).
@@ -110,6 +113,7 @@ class TrainConfig:
     log_every: int = 10
     subjects: int = 64
     fov_mm: tuple[float, float, float] | None = None
+    synthetic_fraction: float = 0.25
     learning_rate: float | None = None
     augment: bool = True
     workers: int = 2
@@ -293,6 +297,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
         fov_mm=config.fov_mm,
         reference_dir=config.reference_dir,
         patch=patch,
+        synthetic_fraction=config.synthetic_fraction,
     )
     metric, higher = source.selection or SELECTION[spec.task]
     subjects = source.subjects()
@@ -309,7 +314,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             seed=config.seed,
             workers=config.workers,
         )
-    to_model = model_io(spec)
+    # A source's ready pairs (e.g. super-resolution from real scans) say how they feed the net.
+    to_model = getattr(dataset, "to_model", None) or model_io(spec)
     validation = source.cases("validation", config.val_cases)
     validation_names = [case.name for case in validation]
 
