@@ -10,8 +10,9 @@ The pipeline, driven by the model's spec (:func:`medzoo.registry.spec_of`):
 3. intensities are normalised per channel as ``spec.input.normalization`` says
    (:mod:`medzoo.inference.intensity`);
 4. the model-space volume is cropped to the head: the bounding box of its foreground voxels
-   (any channel above the background threshold, see ``predict``) grown by ``head_margin_mm``
-   on every side; then the network runs window by window over the crop
+   (any given channel above the background threshold, see ``predict``) grown by up to
+   ``head_margin_mm`` on every side, as far as that adds no window; then the network runs
+   window by window over the crop
    (:mod:`medzoo.inference.window`), optionally on flipped copies too
    (:mod:`medzoo.inference.tta`), skipping windows that hold no foreground voxel. So the air a
    scanner records around a head costs (almost) nothing: no windows, and no resampling of
@@ -218,7 +219,9 @@ def predict(
         background_threshold: fraction of ``spec.input.value_range`` above its low end that a
             normalised voxel must exceed to count as foreground (0.02: 2 % of the [0, 1] range).
         head_margin_mm: air kept around the head's bounding box on every side, in mm, so that
-            windows at the head's edge see some context.
+            windows at the head's edge see some context; at most as much as fills the windows
+            the head needs (the margin never adds a window: a head in a 256 mm field of view
+            runs the windows of the head cropped alone).
         probabilities: segmentation: also return the per-class probabilities.
         resample_inputs: resample channels on other grids onto the first channel's grid
             (linearly); False raises instead.
@@ -292,7 +295,11 @@ def predict(
         options, fill={name: float(m.invert(np.float32(low))) for name, m in maps.items()}
     )
     prediction = Prediction(spec.name, spec.task, weights, spec, scan)
-    runner(prediction, model, volume, foreground, model_grid, native, maps, options)
+    # The runner takes the only references to the model-space arrays, so that it can free them
+    # once the windows have run (before the outputs are made on the scan's grid).
+    held = [volume, foreground]
+    del volume, foreground
+    runner(prediction, model, held, model_grid, native, maps, options)
     if prediction.windows is not None:
         logger.info(
             "%s: %d windows, %d skipped as background (%.0f %%)",
@@ -474,7 +481,9 @@ def _dense_window(spec: InputSpec, shape: Sequence[int]) -> Triple:
 # ----------------------------------------------------------------------------- tasks
 
 
-def _segment(pred, model, volume, foreground, model_grid, native, maps, opt) -> None:
+def _segment(pred, model, held, model_grid, native, maps, opt) -> None:
+    volume, foreground = held
+    held.clear()
     spec = pred.spec
     window = _dense_window(spec.input, volume.shape[:3])
     out_shape = _output_shape(model, window, volume.shape[-1])
@@ -512,6 +521,7 @@ def _segment(pred, model, volume, foreground, model_grid, native, maps, opt) -> 
         pad_value=spec.input.value_range[0],
         progress=opt.progress,
     )
+    del volume, foreground  # the network's input, no longer needed
     pred.labels, pred.uncertainty, pred.probabilities = _labels_on_native(
         probs, model_grid, native, keep=opt.probabilities, progress=opt.progress
     )
@@ -637,7 +647,9 @@ def _normalised_entropy(probs: np.ndarray) -> np.ndarray:
     return np.clip(entropy, 0.0, 1.0, out=entropy)
 
 
-def _image_level(pred, model, volume, foreground, model_grid, native, maps, opt) -> None:
+def _image_level(pred, model, held, model_grid, native, maps, opt) -> None:
+    volume, foreground = held
+    held.clear()
     spec = pred.spec
     window = tuple(spec.input.patch_size)
     network = with_flips(_network(model), opt.flips, spatial=False)
@@ -660,7 +672,9 @@ def _image_level(pred, model, volume, foreground, model_grid, native, maps, opt)
         pred.values = {f"value_{i}": float(v) for i, v in enumerate(mean)}
 
 
-def _super_resolve(pred, model, volume, foreground, model_grid, native, maps, opt) -> None:
+def _super_resolve(pred, model, held, model_grid, native, maps, opt) -> None:
+    volume, foreground = held
+    held.clear()
     spec = pred.spec
     window = _dense_window(spec.input, volume.shape[:3])
     out_shape = _output_shape(model, window, volume.shape[-1])
@@ -693,7 +707,9 @@ def _super_resolve(pred, model, volume, foreground, model_grid, native, maps, op
     pred.images = _images_on(fine, fine_grid, target, maps, spec, opt.fill)
 
 
-def _autoencode(pred, model, volume, foreground, model_grid, native, maps, opt) -> None:
+def _autoencode(pred, model, held, model_grid, native, maps, opt) -> None:
+    volume, foreground = held
+    held.clear()
     spec = pred.spec
     if opt.flips != ((),):
         raise ValueError(
