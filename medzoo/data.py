@@ -51,7 +51,8 @@ import keras
 import numpy as np
 
 from medzoo.augmentation import Compose, Transform
-from medzoo.io import Geometry, read_channels, read_label
+from medzoo.geometry import Geometry
+from medzoo.io import read_channels, read_label
 from medzoo.preprocessing import crop_or_pad
 from medzoo.sampling import (
     class_balanced_centres,

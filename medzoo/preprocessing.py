@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.io import Geometry
+from medzoo.geometry import Geometry
 
 __all__ = [
     "INTERPOLATIONS",
@@ -111,20 +111,8 @@ def resample_to_spacing(
     _check_image(image, "resample_to_spacing")
     old = Geometry.from_image(image)
     new_spacing = _check_spacing(spacing)
-    target = _spacing_grid(old, new_spacing)
+    target = old.with_spacing(new_spacing)
     return _resample_antialiased(image, target, (0, 1, 2), interpolation, antialias, default_value)
-
-
-def _spacing_grid(old: Geometry, spacing: tuple[float, float, float]) -> Geometry:
-    """The grid of :func:`resample_to_spacing`: ``spacing`` over ``old``'s extent, first voxel
-    corner kept."""
-    size = [
-        max(1, round(n * o / s)) for n, o, s in zip(old.size, old.spacing, spacing, strict=True)
-    ]
-    shift = np.asarray(old.direction).reshape(3, 3) @ (
-        (np.asarray(spacing) - np.asarray(old.spacing)) / 2
-    )
-    return Geometry(np.asarray(old.origin) + shift, spacing, old.direction, size)
 
 
 def _resample_antialiased(
@@ -280,7 +268,7 @@ def to_model_space(
         return (image if orientation is None else reorient(image, orientation)), original
     # Straight from the scan onto the reoriented, resampled grid: the same grid and values as
     # reorienting first, without a full-size reoriented copy.
-    target = _spacing_grid(oriented, _check_spacing(spacing))
+    target = oriented.with_spacing(_check_spacing(spacing))
     return _resample_antialiased(image, target, axes, interpolation, antialias, 0.0), original
 
 

@@ -52,6 +52,7 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 from tqdm.auto import tqdm
 
+from medzoo.geometry import Geometry
 from medzoo.inference.channels import Inputs, gather_channels
 from medzoo.inference.intensity import IntensityMap, fit_normalization
 from medzoo.inference.memory import check_memory
@@ -63,7 +64,7 @@ from medzoo.inference.window import (
     sliding_window,
     window_average,
 )
-from medzoo.io import Geometry, array_to_image
+from medzoo.io import array_to_image
 from medzoo.preprocessing import (
     covering_box,
     crop_or_pad,
@@ -606,8 +607,8 @@ def _super_resolve(pred, model, volume, foreground, model_grid, native, maps, op
         pad_value=low,
         progress=opt.progress,
     )
-    fine_grid = _refined(model_grid, scale)
-    target = _native_fine_grid(native, fine_grid)
+    fine_grid = model_grid.refined(scale)
+    target = native.matched_to(fine_grid)
     pred.images = _images_on(fine, fine_grid, target, maps, spec, opt.fill)
 
 
@@ -673,29 +674,6 @@ def _images_on(
             values = maps[name].invert(array[..., index]).astype(np.float32, copy=False)
             images[name] = array_to_image(_on_grid(values, grid, target, fill[name]), target)
     return images
-
-
-def _refined(grid: Geometry, scale: Triple) -> Geometry:
-    """``grid`` with voxels ``scale`` (z, y, x) times smaller; outer voxel corners kept."""
-    factors = np.asarray(scale[::-1], float)
-    spacing = np.asarray(grid.spacing) / factors
-    shift = np.asarray(grid.direction).reshape(3, 3) @ ((spacing - np.asarray(grid.spacing)) / 2)
-    size = np.asarray(grid.size) * scale[::-1]
-    return Geometry(np.asarray(grid.origin) + shift, spacing, grid.direction, size)
-
-
-def _native_fine_grid(native: Geometry, fine_grid: Geometry) -> Geometry:
-    """The native grid (same direction and extent) with the model's output spacing (that of
-    ``fine_grid``), each native axis taking the spacing of the model axis closest to it; outer
-    corners kept."""
-    native_axes = np.asarray(native.direction).reshape(3, 3)
-    model_axes = np.asarray(fine_grid.direction).reshape(3, 3)
-    closest = np.abs(native_axes.T @ model_axes).argmax(axis=1)
-    spacing = np.asarray([fine_grid.spacing[j] for j in closest], float)
-    old = np.asarray(native.spacing)
-    size = [max(1, round(n * o / s)) for n, o, s in zip(native.size, old, spacing, strict=True)]
-    origin = np.asarray(native.origin) + native_axes @ ((spacing - old) / 2)
-    return Geometry(origin, spacing, native.direction, size)
 
 
 def _check_same_channels(spec: ModelSpec, channels: int) -> None:

@@ -24,9 +24,10 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
 import medzoo
+from medzoo.geometry import Geometry
 from medzoo.inference.outputs import check_output_dir, staged_output_dir
 from medzoo.inference.predict import Prediction
-from medzoo.io import SOURCE_METADATA_KEY, Geometry, write_image
+from medzoo.io import SOURCE_METADATA_KEY, write_image
 from medzoo.preprocessing import reorient
 
 __all__ = ["label_volumes", "orthogonal_slices", "write_outputs"]

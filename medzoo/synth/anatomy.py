@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.io import Geometry, read_label
+from medzoo.geometry import Geometry
+from medzoo.io import read_label
 from medzoo.synth.cohort import Subject
 from medzoo.synth.fields import SmoothField
 from medzoo.synth.labels import ASEG_TO_TISSUE, TISSUES

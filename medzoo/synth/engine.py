@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.io import Geometry
+from medzoo.geometry import Geometry
 from medzoo.synth.anatomy import CSF, HULL_DISTANCE_STEP_MM, Anatomy, get_anatomy
 from medzoo.synth.cohort import Subject, random_subject
 from medzoo.synth.config import SynthConfig

@@ -26,7 +26,8 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
 from medzoo.data import Subject, SubjectData, read_subject
-from medzoo.io import Geometry, array_to_image, read_image, read_label
+from medzoo.geometry import Geometry
+from medzoo.io import array_to_image, read_image, read_label
 from medzoo.registry import ModelSpec
 from medzoo.synth import SynthConfig, Synthesizer, make_cohort
 
@@ -149,17 +150,7 @@ def downsample(image: sitk.Image, factors: Sequence[int]) -> sitk.Image:
             f"downsample: size (z, y, x) = {array.shape} is not a multiple of {tuple(factors)}"
         )
     blocks = array.reshape(z // fz, fz, y // fy, fy, x // fx, fx).mean(axis=(1, 3, 5))
-    fine = Geometry.from_image(image)
-    factor_xyz = np.array([fx, fy, fz], dtype=np.float64)
-    spacing = np.asarray(fine.spacing) * factor_xyz
-    direction = np.asarray(fine.direction).reshape(3, 3)
-    shift = direction @ ((factor_xyz - 1.0) / 2.0 * np.asarray(fine.spacing))
-    coarse = Geometry(
-        origin=tuple(np.asarray(fine.origin) + shift),
-        spacing=tuple(spacing),
-        direction=fine.direction,
-        size=(x // fx, y // fy, z // fz),
-    )
+    coarse = Geometry.from_image(image).coarsened((fz, fy, fx))
     return array_to_image(blocks.astype(np.float32), coarse)
 
 
