@@ -1,7 +1,7 @@
 """Physical-space and intensity preprocessing, and the exact way back.
 
 Geometry functions take and return SimpleITK images (origin, spacing and direction travel with
-the voxels); intensity and shape functions take numpy arrays in (z, y, x) or channels-last
+the voxels); shape functions take numpy arrays in (z, y, x) or channels-last
 (z, y, x, c) order. Spacing tuples are in mm in SimpleITK (x, y, z) order.
 
 The model-space round trip used by whole-scan inference::
@@ -25,6 +25,11 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
 from medzoo.geometry import Geometry
+from medzoo.normalization import (  # re-exported: their old home
+    normalise_range,
+    percentile_clip,
+    whiten,
+)
 
 __all__ = [
     "INTERPOLATIONS",
@@ -336,101 +341,6 @@ def from_model_space(
     )
 
 
-# ----------------------------------------------------------------------------- intensity
-
-
-def whiten(
-    array: np.ndarray,
-    mask: np.ndarray | None = None,
-    eps: float = 1e-8,
-    *,
-    per_channel: bool = False,
-) -> np.ndarray:
-    """Shift and scale intensities to zero mean and unit standard deviation.
-
-    Args:
-        array: (z, y, x) or (z, y, x, c) intensities, any real dtype.
-        mask: optional boolean (z, y, x) array (or the array's full shape); statistics come from
-            the voxels inside it (e.g. the brain), but every voxel is transformed.
-        eps: lower bound for the standard deviation (a constant image becomes all zeros).
-        per_channel: with a (z, y, x, c) array, use separate statistics for each channel (one
-            scan per channel); otherwise one mean/std over all values.
-
-    Returns:
-        float32 array of the input's shape; mean 0 and std 1 inside the mask.
-    """
-    values = np.asarray(array, dtype=np.float32)
-    if per_channel:
-        if values.ndim != 4:
-            raise ValueError(
-                f"whiten: per_channel=True needs a (z, y, x, c) array, got shape {values.shape}"
-            )
-        masks = [mask] * values.shape[-1]
-        if mask is not None and np.ndim(mask) == 4:
-            masks = [np.asarray(mask)[..., c] for c in range(values.shape[-1])]
-        return np.stack([whiten(values[..., c], m, eps) for c, m in enumerate(masks)], axis=-1)
-    selected = _masked(values, mask, "whiten")
-    mean = float(np.mean(selected, dtype=np.float64))
-    std = float(np.std(selected, dtype=np.float64))
-    return ((values - mean) / max(std, eps)).astype(np.float32)
-
-
-def normalise_range(
-    array: np.ndarray,
-    low: float,
-    high: float,
-    *,
-    out_range: tuple[float, float] = (0.0, 1.0),
-) -> np.ndarray:
-    """Clip intensities to [low, high] and map that window linearly onto ``out_range``.
-
-    For CT, ``low``/``high`` are a window in HU, e.g. the brain window (0, 80).
-
-    Returns:
-        float32 array of the input's shape with values in ``out_range``.
-    """
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(
-            f"normalise_range: need finite low < high, got low={low}, high={high}; pass the "
-            "intensity window to keep, e.g. (0, 80) HU for a CT brain window"
-        )
-    out_low, out_high = (float(v) for v in out_range)
-    if not (math.isfinite(out_low) and math.isfinite(out_high) and out_low != out_high):
-        raise ValueError(
-            f"normalise_range: out_range must be two different finite numbers, got {out_range!r}"
-        )
-    clipped = np.clip(np.asarray(array, dtype=np.float32), low, high)
-    scale = (out_high - out_low) / (high - low)
-    return ((clipped - low) * scale + out_low).astype(np.float32)
-
-
-def percentile_clip(
-    array: np.ndarray,
-    low: float = 0.5,
-    high: float = 99.5,
-    mask: np.ndarray | None = None,
-) -> np.ndarray:
-    """Clip intensities to their ``low``-th and ``high``-th percentiles (outliers, hot voxels).
-
-    Args:
-        array: (z, y, x) or (z, y, x, c) intensities.
-        low, high: percentiles in [0, 100], low < high.
-        mask: optional boolean (z, y, x) array (or the array's full shape); percentiles come from
-            the voxels inside it.
-
-    Returns:
-        float32 array of the input's shape.
-    """
-    if not 0.0 <= low < high <= 100.0:
-        raise ValueError(
-            f"percentile_clip: need 0 <= low < high <= 100 (percentiles), got low={low}, "
-            f"high={high}"
-        )
-    values = np.asarray(array, dtype=np.float32)
-    lo, hi = np.percentile(_masked(values, mask, "percentile_clip"), [low, high])
-    return np.clip(values, lo, hi).astype(np.float32)
-
-
 # ----------------------------------------------------------------------------- shape
 
 
@@ -681,21 +591,6 @@ def _gaussian(image: sitk.Image, sigmas_mm: Sequence[float]) -> sitk.Image:
             for c in range(image.GetNumberOfComponentsPerPixel())
         ]
     )
-
-
-def _masked(values: np.ndarray, mask: np.ndarray | None, caller: str) -> np.ndarray:
-    if mask is None:
-        return values
-    mask = np.asarray(mask)
-    if mask.shape not in (values.shape, values.shape[:3]):
-        raise ValueError(
-            f"{caller}: mask shape {mask.shape} does not match the array's spatial shape "
-            f"(z, y, x) {values.shape[:3]}"
-        )
-    selected = values[mask.astype(bool)]
-    if selected.size == 0:
-        raise ValueError(f"{caller}: the mask selects no voxel; pass a mask with foreground")
-    return selected
 
 
 def _check_spatial(array: np.ndarray, shape: tuple[int, ...], caller: str) -> None:

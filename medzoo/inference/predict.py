@@ -8,7 +8,7 @@ The pipeline, driven by the model's spec (:func:`medzoo.registry.spec_of`):
    anti-aliasing when coarsening) to ``spec.input.spacing_mm``
    (:func:`medzoo.preprocessing.to_model_space`);
 3. intensities are normalised per channel as ``spec.input.normalization`` says
-   (:mod:`medzoo.inference.intensity`);
+   (:mod:`medzoo.normalization`);
 4. the model-space volume is cropped to the head: the bounding box of its foreground voxels
    (any channel above the background threshold, see ``predict``) grown by ``head_margin_mm``
    on every side; then the network runs window by window over the crop
@@ -54,7 +54,6 @@ from tqdm.auto import tqdm
 
 from medzoo.geometry import Geometry
 from medzoo.inference.channels import Inputs, gather_channels
-from medzoo.inference.intensity import IntensityMap, fit_normalization
 from medzoo.inference.memory import check_memory
 from medzoo.inference.tta import flip_sets, left_right_axis, swap_permutation, with_flips
 from medzoo.inference.window import (
@@ -65,6 +64,7 @@ from medzoo.inference.window import (
     window_average,
 )
 from medzoo.io import array_to_image
+from medzoo.normalization import IntensityMap, fit_normalization
 from medzoo.preprocessing import (
     covering_box,
     crop_or_pad,

@@ -33,8 +33,8 @@ import SimpleITK as sitk  # noqa: N813
 from medzoo.augmentation import Augmenter
 from medzoo.data import PatchDataset, Subject, SubjectData, VolumeDataset
 from medzoo.inference import predict
-from medzoo.inference.intensity import fit_normalization
 from medzoo.io import array_to_image, image_to_array
+from medzoo.normalization import fit_normalization
 from medzoo.preprocessing import resample_to_grid, to_model_space
 from medzoo.registry import ModelSpec
 from medzoo.train.sources import Case, Source, _sr_factors, train_spacing
