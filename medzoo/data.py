@@ -40,9 +40,8 @@ import logging
 import math
 import os
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -50,6 +49,8 @@ from typing import TYPE_CHECKING, Any, cast
 import keras
 import numpy as np
 
+from medzoo._checks import positive_ints
+from medzoo._prefetch import prefetched
 from medzoo.augmentation import Compose, Transform
 from medzoo.geometry import Geometry
 from medzoo.io import read_channels, read_label
@@ -620,13 +621,7 @@ class PatchDataset(_SubjectDataset):
             use_multiprocessing=use_multiprocessing,
             max_queue_size=max_queue_size,
         )
-        shape = tuple(int(s) for s in patch_shape)
-        if len(shape) != 3 or any(s < 1 for s in shape) or shape != tuple(patch_shape):
-            raise ValueError(
-                f"patch_shape must be three positive integers (z, y, x) in voxels, got "
-                f"{patch_shape!r}"
-            )
-        self.patch_shape = shape
+        self.patch_shape = positive_ints(patch_shape, "patch_shape")
         if sampler not in ("uniform", "balanced"):
             raise ValueError(f"sampler must be 'uniform' or 'balanced', got {sampler!r}")
         if sampler == "uniform" and (classes is not None or weights is not None):
@@ -649,7 +644,9 @@ class PatchDataset(_SubjectDataset):
             )
         self.batches_per_epoch = int(batches_per_epoch)
         self.output_shape = (
-            self.patch_shape if self._augment is None else self._augment.output_shape(shape)
+            self.patch_shape
+            if self._augment is None
+            else self._augment.output_shape(self.patch_shape)
         )
 
     def __len__(self) -> int:
@@ -767,12 +764,7 @@ class VolumeDataset(_SubjectDataset):
                     f"subject {subject.name!r} has no target(s) {missing} (it has "
                     f"{sorted(subject.targets)}); add them to the CSV's target columns"
                 )
-        volume = tuple(int(s) for s in shape)
-        if len(volume) != 3 or any(s < 1 for s in volume) or volume != tuple(shape):
-            raise ValueError(
-                f"shape must be three positive integers (z, y, x) in voxels, got {shape!r}"
-            )
-        self.shape = volume
+        self.shape = volume = positive_ints(shape, "shape")
         self.output_shape = volume if self._augment is None else self._augment.output_shape(volume)
 
     def __len__(self) -> int:
@@ -812,18 +804,16 @@ def iterate(dataset: PatchDataset | VolumeDataset, epochs: int = 1) -> Iterator[
     """
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    ahead = max(1, dataset.max_queue_size)
-    with ThreadPoolExecutor(max(1, dataset.workers), thread_name_prefix="medzoo-data") as pool:
-        for _ in range(int(epochs)):
-            epoch, count = dataset.epoch, len(dataset)
-            pending: deque[Future[Batch]] = deque()
-            for index in range(count):
-                pending.append(pool.submit(dataset.batch, index, epoch))
-                if len(pending) >= ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-            dataset.on_epoch_end()
+    for _ in range(int(epochs)):
+        epoch, count = dataset.epoch, len(dataset)
+        yield from prefetched(
+            dataset.batch,
+            ((index, epoch) for index in range(count)),
+            workers=dataset.workers,
+            ahead=dataset.max_queue_size,
+            name="medzoo-data",
+        )
+        dataset.on_epoch_end()
 
 
 def to_tf_dataset(

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
+from medzoo._checks import positive_mm
 from medzoo.data import Subject, SubjectData, read_subject
 from medzoo.geometry import Geometry
 from medzoo.io import array_to_image, read_image, read_label
@@ -192,9 +193,7 @@ class SyntheticSource(Source):
             raise ValueError(f"subjects must be a positive integer, got {subjects!r}")
         self.count = int(subjects)
         self.seed = int(seed)
-        self.fov_mm = tuple(float(v) for v in (fov_mm or _FOV_MM[spec.task]))
-        if len(self.fov_mm) != 3 or min(self.fov_mm) <= 0:
-            raise ValueError(f"fov_mm must be three positive sizes (x, y, z) in mm, got {fov_mm}")
+        self.fov_mm = positive_mm(fov_mm or _FOV_MM[spec.task], "fov_mm")
         self.contrasts = tuple(spec.input.channels)
         self._cohorts: dict[int, list] = {}
         self._train_synth = self._synthesizer(train_spacing(spec))

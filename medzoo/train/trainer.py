@@ -30,9 +30,7 @@ import platform
 import shlex
 import sys
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from medzoo._prefetch import prefetched
 from medzoo.data import PatchDataset, VolumeDataset
 from medzoo.hub import publish
 from medzoo.losses import get_loss
@@ -174,15 +173,13 @@ def _stream(
     ``s // len``, so a resumed run continues the same sequence. Built ahead by ``workers``
     threads."""
     count = len(dataset)
-    ahead = max(2, 2 * workers)
-    with ThreadPoolExecutor(workers, thread_name_prefix="medzoo-train") as pool:
-        pending: deque[Future] = deque()
-        step = first
-        while step < stop or pending:
-            while step < stop and len(pending) < ahead:
-                pending.append(pool.submit(dataset.batch, step % count, step // count))
-                step += 1
-            yield pending.popleft().result()
+    return prefetched(
+        dataset.batch,
+        ((step % count, step // count) for step in range(first, stop)),
+        workers=workers,
+        ahead=max(2, 2 * workers),
+        name="medzoo-train",
+    )
 
 
 class _Board:
