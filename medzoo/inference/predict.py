@@ -73,6 +73,7 @@ from medzoo.preprocessing import (
     to_model_space,
 )
 from medzoo.registry import InputSpec, ModelSpec, build, spec_of
+from medzoo.tasks import get_task
 
 __all__ = ["RANDOM_WEIGHTS", "Prediction", "predict", "resolve_model"]
 
@@ -261,9 +262,12 @@ def predict(
     )
     model, weights = resolve_model(model_or_name, random_weights=random_weights)
     spec = spec_of(model)
-    runner = _RUNNERS.get(spec.task)
-    if runner is None:
-        raise ValueError(f"model {spec.name!r} has task {spec.task!r}, which predict cannot run")
+    try:
+        task = get_task(spec)  # before any voxel is read
+    except ValueError:
+        raise ValueError(
+            f"model {spec.name!r} has task {spec.task!r}, which predict cannot run"
+        ) from None
     check_memory(spec, inputs, probabilities=probabilities)  # before any voxel is read
     images = gather_channels(inputs, spec.input, resample=resample_inputs)
     scan = next(iter(images.values()))
@@ -282,7 +286,7 @@ def predict(
     low, high = spec.input.value_range
     threshold = low + background_threshold * (high - low)
     foreground = (volume > threshold).any(axis=-1) if skip_background else None
-    if foreground is not None and spec.task != "autoencoder":
+    if foreground is not None and task.crops_to_head:
         volume, foreground, model_grid = _crop_to_head(
             volume, foreground, model_grid, head_margin_mm, spec.name
         )
@@ -290,7 +294,7 @@ def predict(
         options, fill={name: float(m.invert(np.float32(low))) for name, m in maps.items()}
     )
     prediction = Prediction(spec.name, spec.task, weights, spec, scan)
-    runner(prediction, model, volume, foreground, model_grid, native, maps, options)
+    task.run(prediction, model, volume, foreground, model_grid, native, maps, options)
     if prediction.windows is not None:
         logger.info(
             "%s: %d windows, %d skipped as background (%.0f %%)",
@@ -570,13 +574,7 @@ def _image_level(pred, model, volume, foreground, model_grid, native, maps, opt)
         pad_value=spec.input.value_range[0],
         progress=opt.progress,
     )
-    if spec.task == "classification":
-        names = spec.output.labels or {}
-        pred.values = {names.get(i, f"class {i}"): float(v) for i, v in enumerate(mean)}
-    elif mean.size == 1:
-        pred.values = {"value": float(mean[0])}
-    else:
-        pred.values = {f"value_{i}": float(v) for i, v in enumerate(mean)}
+    pred.values = get_task(spec).values(spec, mean)
 
 
 def _super_resolve(pred, model, volume, foreground, model_grid, native, maps, opt) -> None:
@@ -644,15 +642,6 @@ def _autoencode(pred, model, volume, foreground, model_grid, native, maps, opt) 
     _check_same_channels(spec, reconstruction.shape[-1])
     reconstruction = croppad.undo(reconstruction, value=low)
     pred.images = _images_on(reconstruction, model_grid, native, maps, spec, opt.fill)
-
-
-_RUNNERS = {
-    "segmentation": _segment,
-    "regression": _image_level,
-    "classification": _image_level,
-    "super_resolution": _super_resolve,
-    "autoencoder": _autoencode,
-}
 
 
 # ----------------------------------------------------------------------------- geometry

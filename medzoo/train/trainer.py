@@ -9,7 +9,7 @@ A run (:func:`train`) writes into its ``out`` folder:
 - ``checkpoint/last.keras`` + ``checkpoint/state.json``: model, optimizer and progress after
   every validation, for ``resume=True``;
 - ``checkpoint/best.weights.h5``: the weights with the best validation metric
-  (:data:`medzoo.train.tasks.SELECTION`);
+  (:attr:`medzoo.tasks.Task.selection`);
 - ``presets/<name>/<version>/``: at the end, the best weights evaluated on held-out test cases
   and published (:func:`medzoo.publish`) with those metrics, the training data's provenance and
   the measured cost per step.
@@ -44,9 +44,10 @@ from medzoo.data import PatchDataset, VolumeDataset
 from medzoo.hub import publish
 from medzoo.losses import get_loss
 from medzoo.registry import attach_spec, build, get_spec
+from medzoo.tasks import get_task
 from medzoo.train.distribute import DataParallel
 from medzoo.train.sources import make_source
-from medzoo.train.tasks import DEFAULT_BATCH, SELECTION, Evaluation, evaluate, model_io
+from medzoo.train.tasks import Evaluation, evaluate, model_io
 from medzoo.train.tasks import training_dataset as make_dataset
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
@@ -65,7 +66,7 @@ class TrainConfig:
         reference_dir: for "labelmaps": the real validation / test scans with reference
             tissue segmentations (:mod:`medzoo.train.reference`).
         steps: training steps (batches) in total, including those of a resumed run.
-        batch_size: examples per batch (default per task, :data:`DEFAULT_BATCH`).
+        batch_size: examples per batch (default per task, :attr:`medzoo.tasks.Task.default_batch`).
         patch: network input size (z, y, x) voxels (default: the spec's patch size).
         out: run folder.
         resume: continue from ``out/checkpoint`` (error if there is none).
@@ -81,7 +82,7 @@ class TrainConfig:
         subjects: distinct synthetic training subjects.
         fov_mm: synthetic field of view (x, y, z) mm (default per task).
         learning_rate: Adam's learning rate.
-        augment: apply :func:`medzoo.train.tasks._augmenter`'s augmentation.
+        augment: apply the task's augmentation (:meth:`medzoo.tasks.Task.augmenter`).
         workers: threads preparing batches.
         devices: devices to train on, data-parallel (:mod:`medzoo.train.distribute`).
         seed: seed of data, augmentation and initial weights.
@@ -249,7 +250,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     out = Path(config.out or Path("runs") / config.name)
     checkpoints = out / "checkpoint"
     checkpoints.mkdir(parents=True, exist_ok=True)
-    batch_size = config.batch_size or DEFAULT_BATCH[spec.task]
+    batch_size = config.batch_size or get_task(spec).default_batch
     patch = tuple(config.patch or spec.input.patch_size)
     keras.utils.set_random_seed(config.seed)
     parallel = DataParallel(config.devices, batch_size)
@@ -264,7 +265,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
         reference_dir=config.reference_dir,
         patch=patch,
     )
-    metric, higher = source.selection or SELECTION[spec.task]
+    metric, higher = source.selection or get_task(spec).selection
     subjects = source.subjects()
     dataset = source.batches(batch_size, config.val_every)
     if dataset is None:
@@ -324,7 +325,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             logger.info("starting from %s at step %d", config.init_weights, config.init_step)
     state["validation"] = validation_names
 
-    names = source.metric_names or _metric_names(spec)
+    names = source.metric_names or get_task(spec).metric_names(spec)
     val_columns = [f"val_{metric}"] + [f"val_{m}" for m in names if m != metric]
     log = _Log(out / "log.csv", ["step", "loss", "seconds_per_step", *val_columns])
     board = _Board(out / "tensorboard")
@@ -398,18 +399,6 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     bar.close()
     model = parallel.for_inference(model)  # one device: evaluated and published as usual
     return _finish(config, spec, model, source, state, best_path, out, batch_size, patch)
-
-
-def _metric_names(spec) -> list[str]:
-    names = {
-        "segmentation": ["dice_mean"]
-        + [f"dice_{k}" for k in sorted(spec.output.labels or {}) if k != 0],
-        "regression": ["mae", "bias"],
-        "classification": ["accuracy", "log_loss"],
-        "autoencoder": ["psnr"],
-        "super_resolution": ["psnr", "psnr_trilinear"],
-    }
-    return names[spec.task]
 
 
 def _finish(
