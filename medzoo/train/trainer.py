@@ -289,8 +289,9 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     if config.resume:
         if not state_path.exists() or not last_path.exists():
             raise FileNotFoundError(
-                f"--resume: no checkpoint in {checkpoints} (state.json and last.keras); start "
-                "without --resume, or point --out at the run to continue"
+                f"resume: no checkpoint in {checkpoints} (state.json and last.keras); start "
+                "without resume (--resume), or point the run folder (--out) at the run to "
+                "continue"
             )
         state = json.loads(state_path.read_text())
         model = parallel.make(lambda: keras.saving.load_model(last_path, safe_mode=True))
