@@ -59,11 +59,11 @@ def test_regression_and_classification_values_and_scores():
     assert errors.metrics == {"mae": 3.0, "bias": 3.0}
 
 
-def test_tasks_import_without_keras():
+def test_tasks_and_data_subjects_import_without_keras():
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     probe = (
-        "import sys, medzoo.tasks, medzoo.cohort.summary; "
+        "import sys, medzoo.tasks, medzoo.cohort.summary, medzoo.data.subjects; "
         "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))"
     )
     done = subprocess.run(
