@@ -1,30 +1,30 @@
 """Whole-scan inference cost: ``medzoo.predict`` against the bare network, and its peak memory.
 
 Measured side by side in one run, on the bundled real head scan (Colin27 T1, 181 x 217 x 181
-voxels of 1 mm) and ``unet3d_mrbrains`` (the scan given as each of its three channels; freshly
-initialised weights, since the cost does not depend on their values). The scan comes cropped
-tightly around the head (the MNI distribution), where every window touches the head; it is timed
-as it is and placed in air within a ``--fov-mm`` cube (256 mm), the field of view a scanner
-records around a head, where background windows exist:
+voxels of 1 mm) and ``unet3d_mrbrains`` (the scan as its T1 channel alone, as 2.0.0 is used;
+``--all-channels`` gives it as each of the three channels). The scan comes cropped tightly
+around the head (the MNI distribution), where every window touches the head; it is timed as it
+is and placed in air within a ``--fov-mm`` cube (256 mm), the field of view a scanner records
+around a head, where background windows exist:
 
 (a) bare: the model-space volume cut into exactly the windows ``predict`` uses (same window
     size, overlap and grid) and run through ``model.predict_on_batch`` in batches of
     ``--batch-size``, nothing else;
 (b) ``predict(..., skip_background=False)``: the whole pipeline (reorientation, resampling to
-    1 x 1 x 3 mm, normalisation, every window, Gaussian blending, probabilities resampled back
-    onto the scan's grid, arg-max, entropy map);
-(c) ``predict(...)`` with background skipping on (the default).
-
+    the model's 1 mm, normalisation, every window, Gaussian blending, probabilities resampled
+    back onto the scan's grid, arg-max, entropy map);
 (c) ``predict(...)`` with background skipping on (the default): the model-space volume is
-    cropped to the head's bounding box (plus ``head_margin_mm``) and windows without head
-    are skipped.
+    cropped to the head's bounding box (plus up to ``head_margin_mm``, as far as that adds no
+    window) and windows without head are skipped.
 
 It prints (b)/(a) (stitching overhead; target <= 1.05), (c)/(a) and the share of windows
 skipped, and then the cost of the air: (c) in the large field of view over (c) on the scan
 cropped to the head (target <= 1.15), with the labels of (c) compared with those of (b) on the
 large field of view (share of voxels that differ, Dice per label). Each timing is the median of
-``--repeats`` runs after one warm-up call. ``--weights trained`` (default) runs the bundled
-checkpoint, so that the labels compared are real ones; ``random`` needs no checkpoint.
+``--repeats`` runs (``--repeats-off`` for (b)) after one warm-up batch; the runs of the two
+scans alternate (cropped, large, cropped, ...) so that a changing load falls on both.
+``--weights trained`` (default) runs the bundled checkpoint, so that the labels compared are
+real ones; ``random`` needs no checkpoint.
 
 Then, in a fresh process each, the peak resident memory of ``predict`` on a 512 x 512 x 300 scan
 (``--large-spacing`` mm; a smooth synthetic volume, generated in memory), reported as the process
@@ -34,6 +34,7 @@ normalisation), windows (the network and blending), to the scan's grid (labels, 
 
     python benchmarks/inference.py
     python benchmarks/inference.py --repeats 1 --large-size 128 128 64   # quick look
+    python benchmarks/inference.py --skip-bare --skip-memory --repeats 2 --repeats-off 1
 """
 
 from __future__ import annotations
@@ -66,7 +67,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-size", type=int, default=2, help="windows per network call")
     parser.add_argument("--overlap", type=float, default=0.5, help="window overlap fraction")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of (a) and (c)")
+    parser.add_argument(
+        "--repeats-off",
+        type=int,
+        default=None,
+        help="timed runs of (b) (default: --repeats; 0 leaves (b) and the label comparison out)",
+    )
+    parser.add_argument(
+        "--all-channels",
+        action="store_true",
+        help="give the scan as each of the model's channels (default: T1 alone)",
+    )
     parser.add_argument(
         "--large-size",
         type=int,
@@ -95,6 +107,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="trained",
         help="the bundled checkpoint, or fresh weights (timings do not depend on them)",
     )
+    parser.add_argument(
+        "--constant-network",
+        action="store_true",
+        help="replace the network's forward pass by a constant output (same windows and "
+        "shapes): times what predict costs besides the network, e.g. the air's cost on a GPU",
+    )
     parser.add_argument("--skip-memory", action="store_true", help="only the timings")
     parser.add_argument(
         "--skip-bare", action="store_true", help="leave out (a) (e.g. on a loaded machine)"
@@ -113,13 +131,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
 
 
 def scans(fov_mm: float) -> dict[str, sitk.Image]:
@@ -138,62 +153,106 @@ def scans(fov_mm: float) -> dict[str, sitk.Image]:
 def network(args: argparse.Namespace):
     import medzoo
 
-    return medzoo.load(MODEL) if args.weights == "trained" else medzoo.build(MODEL)
+    model = medzoo.load(MODEL) if args.weights == "trained" else medzoo.build(MODEL)
+    if args.constant_network:
+        classes = len(model.medzoo_spec.output.labels)
+
+        def constant(batch: np.ndarray) -> np.ndarray:
+            out = np.zeros((*batch.shape[:4], classes), np.float32)
+            out[..., 1] = 1.0
+            return out
+
+        model.predict_on_batch = constant
+    return model
 
 
-def timings(args: argparse.Namespace, model, scan: sitk.Image) -> dict[str, float]:
-    import medzoo
-    from medzoo.inference import WindowGrid
-    from medzoo.preprocessing import to_model_space
+class Case:
+    """One scan's runs: (a), (b) and (c) as closures, their times and (b)'s and (c)'s outputs."""
 
+    def __init__(self, args: argparse.Namespace, model, scan: sitk.Image) -> None:
+        import medzoo
+        from medzoo.inference import WindowGrid
+        from medzoo.preprocessing import to_model_space
+
+        spec = model.medzoo_spec
+        names = spec.input.channels if args.all_channels else spec.input.channels[:1]
+        inputs = {name: scan for name in names}
+        options = dict(overlap=args.overlap, batch_size=args.batch_size, progress=False)
+        # The windows predict runs without skipping: the model-space grid, the spec's patch.
+        model_image, _ = to_model_space(
+            scan, orientation=spec.input.orientation, spacing=spec.input.spacing_mm
+        )
+        shape = model_image.GetSize()[::-1]
+        window = tuple(spec.input.patch_size)
+        grid = WindowGrid.cover(shape, window, args.overlap)
+        volume = np.random.default_rng(0).random(
+            (*shape, len(spec.input.channels)), dtype=np.float32
+        )
+        corners = list(grid)
+        self.all_windows = len(grid)
+        self.times: dict[str, list[float]] = {"bare": [], "all": [], "skip": []}
+        self.outputs = {}
+
+        def bare() -> None:
+            batch = np.empty((args.batch_size, *window, volume.shape[-1]), np.float32)
+            for first in range(0, len(corners), args.batch_size):
+                chunk = corners[first : first + args.batch_size]
+                for k, corner in enumerate(chunk):
+                    batch[k] = volume[grid.slices(corner)]
+                model.predict_on_batch(batch[: len(chunk)])
+
+        def run(skip: bool) -> None:
+            self.outputs[skip] = medzoo.predict(model, inputs, skip_background=skip, **options)
+
+        self.runs = {"bare": bare, "all": lambda: run(False), "skip": lambda: run(True)}
+
+    def time(self, variant: str) -> None:
+        self.times[variant].append(timed(self.runs[variant]))
+
+    def results(self) -> dict[str, float]:
+        def median(variant: str) -> float:
+            values = self.times[variant]
+            return statistics.median(values) if values else float("nan")
+
+        results = {
+            "bare_s": median("bare"),
+            "predict_all_s": median("all"),
+            "predict_skip_s": median("skip"),
+            "runs_s": self.times,
+        }
+        stats = self.outputs[True].windows
+        results["windows"] = self.all_windows  # what (b) runs
+        results["windows_run"] = stats.run
+        results["skipped_fraction"] = 1 - stats.run / self.all_windows
+        results["ratio_all"] = results["predict_all_s"] / results["bare_s"]
+        results["ratio_skip"] = results["predict_skip_s"] / results["bare_s"]
+        results["dice"] = {}
+        results["labels_differ_fraction"] = float("nan")
+        if False not in self.outputs:  # --repeats-off 0: (b) not run, labels not compared
+            return results
+        on, off = (sitk.GetArrayViewFromImage(self.outputs[k].labels) for k in (True, False))
+        results["labels_differ_fraction"] = float((on != off).mean())
+        results["dice"] = {
+            int(c): float(2 * ((on == c) & (off == c)).sum() / ((on == c).sum() + (off == c).sum()))
+            for c in np.union1d(np.unique(on), np.unique(off))
+            if c != 0
+        }
+        return results
+
+
+def timings(args: argparse.Namespace, model, cases: dict[str, sitk.Image]) -> dict[str, dict]:
+    """(a), (b), (c) for every scan, the scans alternating within each repeat."""
+    built = {name: Case(args, model, scan) for name, scan in cases.items()}
     spec = model.medzoo_spec
-    inputs = {name: scan for name in spec.input.channels}
-    options = dict(overlap=args.overlap, batch_size=args.batch_size, progress=False)
-
-    # The windows predict runs: the model-space grid of the scan, the spec's patch size.
-    model_image, _ = to_model_space(
-        scan, orientation=spec.input.orientation, spacing=spec.input.spacing_mm
-    )
-    shape = model_image.GetSize()[::-1]
-    window = tuple(spec.input.patch_size)
-    grid = WindowGrid.cover(shape, window, args.overlap)
-    rng = np.random.default_rng(0)
-    volume = rng.random((*shape, len(spec.input.channels)), dtype=np.float32)
-    corners = list(grid)
-
-    def bare() -> None:
-        batch = np.empty((args.batch_size, *window, volume.shape[-1]), np.float32)
-        for first in range(0, len(corners), args.batch_size):
-            chunk = corners[first : first + args.batch_size]
-            for k, corner in enumerate(chunk):
-                batch[k] = volume[grid.slices(corner)]
-            model.predict_on_batch(batch[: len(chunk)])
-
-    outputs = {}
-
-    def run(skip: bool) -> None:
-        outputs[skip] = medzoo.predict(model, inputs, skip_background=skip, **options)
-
-    run(True)  # warm-up: builds the predict function
-    results = {
-        "bare_s": float("nan") if args.skip_bare else median_seconds(bare, args.repeats),
-        "predict_all_s": median_seconds(lambda: run(False), args.repeats),
-        "predict_skip_s": median_seconds(lambda: run(True), args.repeats),
-    }
-    stats = outputs[True].windows
-    results["windows"] = outputs[False].windows.total
-    results["windows_run"] = stats.run
-    results["skipped_fraction"] = 1 - stats.run / outputs[False].windows.total
-    results["ratio_all"] = results["predict_all_s"] / results["bare_s"]
-    results["ratio_skip"] = results["predict_skip_s"] / results["bare_s"]
-    on, off = (sitk.GetArrayViewFromImage(outputs[k].labels) for k in (True, False))
-    results["labels_differ_fraction"] = float((on != off).mean())
-    results["dice"] = {
-        int(c): float(2 * ((on == c) & (off == c)).sum() / ((on == c).sum() + (off == c).sum()))
-        for c in np.union1d(np.unique(on), np.unique(off))
-        if c != 0
-    }
-    return results
+    warm = np.zeros((args.batch_size, *spec.input.patch_size, len(spec.input.channels)))
+    model.predict_on_batch(warm.astype(np.float32))  # builds the predict function
+    off = args.repeats if args.repeats_off is None else args.repeats_off
+    plan = [("bare", 0 if args.skip_bare else args.repeats), ("all", off), ("skip", args.repeats)]
+    for variant, repeats in plan:
+        for _ in range(repeats):
+            for case in built.values():
+                case.time(variant)
+    return {name: case.results() for name, case in built.items()}
 
 
 def rss_mb() -> float:
@@ -260,7 +319,8 @@ def memory_child(args: argparse.Namespace) -> None:
     image = sitk.GetImageFromArray(array)
     del array
     image.SetSpacing(tuple(args.large_spacing))
-    inputs = {name: image for name in model.medzoo_spec.input.channels}
+    channels = model.medzoo_spec.input.channels
+    inputs = {name: image for name in (channels if args.all_channels else channels[:1])}
     stages = StagePeaks()
     stages.wrap(pipeline, "_model_volume", "model space")
     stages.wrap(pipeline, "sliding_window", "windows")
@@ -296,7 +356,7 @@ def memory(args: argparse.Namespace, mode: str) -> dict[str, float]:
     command += ["--large-size", *map(str, args.large_size)]
     command += ["--large-spacing", *map(str, args.large_spacing)]
     command += ["--batch-size", str(args.batch_size), "--overlap", str(args.overlap)]
-    command += ["--weights", "random"]
+    command += ["--weights", "random"] + (["--all-channels"] if args.all_channels else [])
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"memory measurement failed:\n{done.stderr[-3000:]}")
@@ -311,11 +371,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     figures = {}
     model = None if args.skip_timings else network(args)
-    for name, scan in ({} if args.skip_timings else scans(args.fov_mm)).items():
-        t = figures[f"timings, {name}"] = timings(args, model, scan)
+    cases = {} if args.skip_timings else scans(args.fov_mm)
+    measured = timings(args, model, cases) if cases else {}
+    for name, scan in cases.items():
+        t = figures[f"timings, {name}"] = measured[name]
         size = "x".join(map(str, scan.GetSize()))
         print(
-            f"Colin27 T1 1 mm {name} ({size} voxels); {MODEL} ({args.weights} weights), "
+            f"Colin27 T1 1 mm {name} ({size} voxels); {MODEL} ({args.weights} weights, "
+            f"{'all channels' if args.all_channels else 'T1 alone'}), "
             f"{t['windows']} windows, {t['windows_run']} run with skipping on"
         )
         print(f"  (a) bare forward passes over all windows  {t['bare_s']:8.2f} s")
@@ -340,6 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{large['predict_skip_s'] / cropped['predict_skip_s']:.3f} (target <= 1.15); "
             f"skipping off: {large['predict_all_s'] / cropped['predict_all_s']:.3f}"
         )
+        pairs = zip(large["runs_s"]["skip"], cropped["runs_s"]["skip"], strict=True)
+        print("  (c) ratio per repeat: " + ", ".join(f"{a / b:.3f}" for a, b in pairs))
     if not args.skip_memory:
         size = "x".join(map(str, args.large_size))
         spacing = "x".join(f"{s:g}" for s in args.large_spacing)
@@ -348,7 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures[f"memory_{mode}"] = m
             state = "on" if mode == "skip" else "off"
             print(
-                f"memory, {size} voxels of {spacing} mm, skipping {state}: "
+                f"memory, {size} voxels of {spacing} mm, skipping {state}, "
+                f"{'all channels' if args.all_channels else 'T1 alone'}: "
                 f"peak {m['peak_mb']:.0f} MB (target <= 2048), {m['growth_mb']:.0f} MB over the "
                 f"{m['before_mb']:.0f} MB process before the call; {m['windows']} windows, "
                 f"{100 * m['skipped_fraction']:.0f} % skipped"

@@ -60,8 +60,10 @@ class IntensityMap:
 
     def apply(self, array: np.ndarray) -> np.ndarray:
         """Normalise scan intensities; float32 of the input's shape."""
-        clipped = np.clip(np.asarray(array, np.float32), self.low, self.high)
-        return (clipped * np.float32(self.scale) + np.float32(self.offset)).astype(np.float32)
+        out = np.clip(np.asarray(array, np.float32), self.low, self.high, dtype=np.float32)
+        out *= np.float32(self.scale)  # in place: one float32 copy of the input in all
+        out += np.float32(self.offset)
+        return out
 
     def invert(self, array: np.ndarray) -> np.ndarray:
         """Map normalised values back to scan units (clipped values stay clipped); float32."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib
 import json
 import sys
 import tracemalloc
@@ -27,9 +28,9 @@ from medzoo.inference import (
     write_outputs,
 )
 from medzoo.inference.intensity import fit_normalization
-from medzoo.io import Geometry, read_image
+from medzoo.io import Geometry, array_to_image, read_image
 from medzoo.layers import LinearUpsampling3D
-from medzoo.preprocessing import reorient
+from medzoo.preprocessing import from_model_space, reorient
 from medzoo.registry import InputSpec, ModelSpec, OutputSpec, attach_spec, build
 
 DATA = Path(__file__).parent / "data"
@@ -391,8 +392,11 @@ def test_windows_are_streamed_in_bounded_memory():
 
 def test_background_skipping_gives_the_same_result_as_running_every_window():
     volume = np.zeros((20, 30, 28), np.float32)
-    volume[6:14, 9:20, 10:17] = 100.0
-    volume[7, 10, 11] = 0.0
+    # Two blobs in opposite corners: the head's box is the whole volume, most windows in it
+    # hold no foreground.
+    volume[1:6, 2:9, 1:7] = 100.0
+    volume[14:19, 21:28, 20:27] = 100.0
+    volume[3, 4, 3] = 0.0
     image = scan(volume, (1.0, 1.0, 1.0))
     spec = make_spec(patch=(8, 8, 8))
     model = threshold_model(spec)
@@ -440,6 +444,71 @@ def test_the_air_around_a_head_is_cropped_away_and_comes_back_as_background(grid
         sitk.GetArrayFromImage(everything.uncertainty),
         atol=1e-6,
     )
+
+
+def test_the_margin_around_the_head_adds_no_window():
+    # A 20-voxel head in a 60-voxel field of view: 8-voxel windows at overlap 0.5 (stride 4)
+    # need 4 windows per axis to cover the head itself; a 6 mm margin (20 + 12 voxels) would
+    # need 7. The margin is kept only as far as it fills those 4 windows.
+    volume = np.zeros((60, 60, 60), np.float32)
+    volume[20:40, 20:40, 20:40] = 100.0
+    image = scan(volume, (1.0, 1.0, 1.0))
+    head = scan(volume[20:40, 20:40, 20:40], (1.0, 1.0, 1.0))
+    spec = make_spec(patch=(8, 8, 8))
+    model = threshold_model(spec)
+    in_fov = predict(model, image, head_margin_mm=6.0, progress=False)
+    alone = predict(model, head, skip_background=False, progress=False)
+    everything = predict(model, image, skip_background=False, progress=False)
+
+    assert in_fov.windows.total == alone.windows.total == 4**3
+    assert everything.windows.total == 14**3
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(in_fov.labels), sitk.GetArrayFromImage(everything.labels)
+    )
+
+
+@pytest.mark.parametrize("grid", ["RAS anisotropic", "oblique"])
+def test_labels_streamed_in_slabs_equal_resampling_the_whole_volume(grid, monkeypatch):
+    # The memory-saving path (slabs, a block of the probabilities per slab, outputs pasted in
+    # place) against the plain one: every class image resampled whole onto the whole scan grid.
+    pipeline = importlib.import_module("medzoo.inference.predict")
+    monkeypatch.setattr(pipeline, "_SLAB_VOXELS", 300)  # many slabs of a few slices
+    rng = np.random.default_rng(7)
+    probs = rng.random((12, 14, 10, 4), dtype=np.float32)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    model_grid = Geometry(
+        (3.0, -2.0, 5.0), (1.5, 1.5, 1.5), (-1, 0, 0, 0, -1, 0, 0, 0, 1), (10, 14, 12)
+    )
+    direction, spacing = GRIDS[grid]
+    size = (24, 30, 16)
+    centre = np.asarray(model_grid.origin) + np.diag([-1, -1, 1]) @ (np.asarray([9, 13, 11]) * 0.75)
+    extent = np.asarray(direction, float) @ (np.asarray(size) * np.asarray(spacing))
+    origin = centre - extent / 2 + 6.0  # the scan's grid shifted off the model-space volume
+    native = Geometry(tuple(origin), spacing, tuple(np.ravel(direction)), size)
+    labels, uncertainty, kept = pipeline._labels_on_native(
+        probs, model_grid, native, keep=True, progress=False
+    )
+    plain = np.stack(
+        [
+            sitk.GetArrayFromImage(
+                from_model_space(
+                    array_to_image(probs[..., c], model_grid), native, default_value=float(c == 0)
+                )
+            )
+            for c in range(probs.shape[-1])
+        ],
+        axis=-1,
+    )
+    entropy = array_to_image(pipeline._normalised_entropy(probs), model_grid)
+    plain_uncertainty = sitk.GetArrayFromImage(from_model_space(entropy, native))
+
+    for image in (labels, uncertainty, kept):
+        assert Geometry.from_image(image) == native
+    outside = (plain[..., 0] == 1.0).mean()
+    assert 0.1 < outside < 0.9  # the scan's grid reaches beyond the model-space volume
+    np.testing.assert_allclose(sitk.GetArrayFromImage(kept), plain, atol=1e-5)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(labels), plain.argmax(axis=-1))
+    np.testing.assert_allclose(sitk.GetArrayFromImage(uncertainty), plain_uncertainty, atol=1e-5)
 
 
 def test_image_outputs_outside_the_head_crop_are_the_background_intensity():

@@ -116,6 +116,32 @@ def test_resume_continues_the_run_and_a_rerun_is_refused(tmp_path, capsys):
     assert (out / "presets" / name / "1.0.1" / "model.weights.h5").exists()
 
 
+def test_resume_drops_rows_past_the_checkpoint_and_takes_a_new_learning_rate(tmp_path):
+    """A process stopped between checkpoints logged steps the checkpoint does not hold: on resume
+    those rows go (the steps are trained again), and --lr sets the rate from the resumed step."""
+    import keras
+
+    out = tmp_path / "run"
+    name = "resnet3d_ixi_age"
+    assert run_script(name, *tiny_args(name, out, steps=4)) == 0
+    with (out / "log.csv").open("a", newline="") as f:  # what a stopped process left behind
+        csv.writer(f).writerows([[5, 9.0, 1.0], [6, 9.0, 1.0]])
+    args = tiny_args(name, out, steps=6, version="1.0.1", lr="2e-4")
+    assert run_script(name, *args, "--resume") == 0
+    with (out / "log.csv").open() as f:
+        rows = [row for row in csv.DictReader(f) if row["loss"]]
+    assert [int(row["step"]) for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert all(float(row["loss"]) != 9.0 for row in rows)
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["learning_rate_changes"] == [
+        {"step": 4, "from": pytest.approx(1e-3), "to": pytest.approx(2e-4)}
+    ]
+    last = keras.saving.load_model(out / "checkpoint" / "last.keras", safe_mode=True)
+    assert float(keras.ops.convert_to_numpy(last.optimizer.learning_rate)) == pytest.approx(2e-4)
+    metadata = json.loads((out / "presets" / name / "1.0.1" / "metadata.json").read_text())
+    assert metadata["training_data"]["learning_rate"] == pytest.approx(2e-4)
+
+
 def test_a_new_run_starts_from_committed_weights_and_counts_on(tmp_path, capsys):
     name = "resnet3d_ixi_age"
     first = tmp_path / "first"
@@ -304,3 +330,109 @@ def test_super_resolution_pairs_match_the_network_factors():
     assert x.shape == (2, 4, 4, 4, 1)
     assert y is fine
     np.testing.assert_allclose(x[0, 0, 0, 0, 0], fine[0, :4, :4, :4, 0].mean(), rtol=1e-6)
+
+
+def _sr_references(tmp_path: Path, size: int = 32) -> tuple[Path, Path]:
+    """A training folder with a block of the real ICBM-like head (here: a flipped Colin27
+    block, a stand-in) and a reference folder with a held-out Colin27 block per split."""
+    colin = sitk.ReadImage(str(ROOT / "medzoo/data/demo/colin27_t1_1mm.nii.gz"))
+    data = tmp_path / "real"
+    data.mkdir()
+    train_block = sitk.Flip(_crop(colin, size + 8), [True, False, False])
+    sitk.WriteImage(train_block, str(data / "train_head.nii.gz"))
+    refs = tmp_path / "references"
+    refs.mkdir()
+    block = _crop(colin, size)
+    tissues = sitk.Cast(block > 60, sitk.sitkUInt8)
+    entries = []
+    for split in ("validation", "test"):
+        sitk.WriteImage(block, str(refs / f"{split}_t1.nii.gz"))
+        sitk.WriteImage(tissues, str(refs / f"{split}_tissues.nii.gz"))
+        entries.append(
+            {
+                "name": f"colin_{split}",
+                "scan": f"{split}_t1.nii.gz",
+                "split": split,
+                "tissues": f"{split}_tissues.nii.gz",
+            }
+        )
+    (refs / "cases.json").write_text(json.dumps(entries))
+    return data, refs
+
+
+def test_real_sr_pairs_are_acquisitions_of_their_targets(tmp_path):
+    """Pairs from real scans: the coarse input is a degradation of the fine target (for a
+    block profile without noise, exactly its block mean, clipped to the value range), every
+    draw differs, and the same seed redraws the same batch."""
+    from medzoo.train.sr_sources import DegradationConfig, RealSRSource
+
+    data, refs = _sr_references(tmp_path)
+    spec = get_spec("srnet3d_ixi")
+    exact = DegradationConfig(
+        block_probability=1.0, noise_probability=0.0, gamma_range=(1, 1), bias_amplitude=0
+    )
+    source = RealSRSource(spec, data, reference_dir=refs, patch=(4, 4, 4), degradation=exact)
+    coarse, fine = source.batches(3, 10).batch(0, 0)
+    assert coarse.shape == (3, 4, 4, 4, 1) and fine.shape == (3, 16, 16, 16, 1)
+    blocks = fine.reshape(3, 4, 4, 4, 4, 4, 4, 1).mean(axis=(2, 4, 6))
+    assert np.allclose(coarse, np.clip(blocks, 0, 1), atol=1e-5)
+    assert fine.max() > 0.3  # crops centred on the head, not on air
+    assert not np.allclose(fine[0], fine[1])
+    again, _ = source.batches(3, 10).batch(0, 0)
+    assert np.array_equal(coarse, again)
+    other, _ = source.batches(3, 10).batch(1, 0)
+    assert not np.array_equal(coarse, other)
+
+    noisy = RealSRSource(spec, data, reference_dir=refs, patch=(4, 4, 4))
+    coarse, fine = noisy.batches(8, 10).batch(0, 0)
+    blocks = fine.reshape(8, 4, 4, 4, 4, 4, 4, 1).mean(axis=(2, 4, 6))
+    assert not np.allclose(coarse, np.clip(blocks, 0, 1), atol=1e-3)  # degradations vary
+
+
+def test_real_sr_source_refuses_a_held_out_scan_in_training(tmp_path):
+    from medzoo.train.sr_sources import RealSRSource
+
+    data, refs = _sr_references(tmp_path)
+    (data / "colin_copy.nii.gz").write_bytes((refs / "test_t1.nii.gz").read_bytes())
+    with pytest.raises(ValueError, match="held-out reference 'colin_test'"):
+        RealSRSource(get_spec("srnet3d_ixi"), data, reference_dir=refs)
+
+
+def test_sr_trains_on_real_scans_and_scores_against_bspline(tmp_path):
+    data, refs = _sr_references(tmp_path)
+    out = tmp_path / "run"
+    args = ["--data", "real", "--data-dir", str(data), "--reference-dir", str(refs)]
+    args += ["--steps", "2", "--val-every", "2", "--patch", "4", "--batch-size", "2"]
+    args += ["--val-cases", "1", "--test-cases", "1", "--out", str(out), "-q"]
+    assert run_script("srnet3d_ixi", *args) == 0
+    metadata = json.loads((out / "presets/srnet3d_ixi/1.0.0/metadata.json").read_text())
+    provenance = metadata["training_data"]
+    assert list(provenance["real_scans_sha256"]) == ["train_head.nii.gz"]
+    assert len(provenance["real_scans_sha256"]["train_head.nii.gz"]) == 64
+    metrics = metadata["metrics"]
+    for key in ("psnr", "psnr_bspline", "psnr_trilinear", "brain_ssim", "brain_ssim_bspline"):
+        assert key in metrics and f"colin_test/{key}" in metrics
+    assert "REAL" in metrics["psnr"]["data"]
+    # B-spline beats trilinear on a real scan: the baselines are what they say they are.
+    assert metrics["psnr_bspline"]["value"] > metrics["psnr_trilinear"]["value"]
+    with (out / "log.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["val_psnr"]]
+    assert [r["step"] for r in rows] == ["2"] and float(rows[0]["val_psnr_bspline"]) > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "real", "--reference-dir", "x"], "needs --data-dir"),
+        (["--data", "mixed"], "--reference-dir"),
+    ],
+)
+def test_real_sr_arguments_are_named(args, message, tmp_path, capsys):
+    assert run_script("srnet3d_ixi", *args, "--out", str(tmp_path / "run")) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_real_data_is_refused_for_models_that_are_not_super_resolution(tmp_path, capsys):
+    args = ["--data", "real", "--data-dir", str(tmp_path), "--reference-dir", str(tmp_path)]
+    assert run_script("resnet3d_ixi_age", *args, "--out", str(tmp_path / "run")) == 2
+    assert "super-resolution" in capsys.readouterr().err

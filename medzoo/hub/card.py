@@ -28,7 +28,14 @@ _HF_LICENSES = {
 
 
 def render_model_card(metadata: Mapping[str, Any]) -> str:
-    """Markdown model card with a Hugging Face metadata header, from a preset's metadata."""
+    """Markdown model card with a Hugging Face metadata header, from a preset's metadata.
+
+    Two optional metadata entries: ``notice`` (text), written as the card's first line (e.g.
+    that every metric was measured on synthetic scans only), and ``real_scan_checks`` (a
+    mapping: ``summary`` text, optional ``command``, and ``tables``, a list of ``{"title",
+    "columns", "rows"}`` with one list of cells per row), written as a "Real-scan checks"
+    section after the evaluation table.
+    """
     spec = metadata["spec"]
     inputs, outputs = spec["input"], spec["output"]
     name, version = metadata["name"], metadata["version"]
@@ -42,9 +49,11 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         header += ["license: other", f"license_name: {json.dumps(licence)}"]
     header.append("---")
 
+    notice = metadata.get("notice")
     lines = [
         *header,
         "",
+        *([f"**{_text(notice)}**", ""] if notice else []),
         f"# {name} {version}",
         "",
         spec["description"],
@@ -66,7 +75,7 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         f"- orientation: {inputs['orientation']}; voxel spacing (x, y, z): "
         f"{_mm(inputs['spacing_mm'])} mm",
         f"- intensity normalisation: `{json.dumps(inputs['normalization'])}`, "
-        f"value range {inputs['value_range']}",
+        f"value range {tuple(inputs['value_range'])}",
         f"- training patch (z, y, x): {_voxels(inputs['patch_size'])} voxels"
         + (
             " (the only size accepted)"
@@ -94,6 +103,9 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
     for metric, entry in metadata["metrics"].items():
         lines.append(f"| {metric} | {entry['value']:.4g} | {entry['data']} |")
 
+    if metadata.get("real_scan_checks"):
+        lines += _real_scan_checks(metadata["real_scan_checks"])
+
     lines += ["", "## Training data", ""]
     lines += [f"- {key}: {_text(value)}" for key, value in metadata["training_data"].items()]
 
@@ -115,6 +127,26 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _real_scan_checks(checks: Mapping[str, Any]) -> list[str]:
+    lines = ["", "## Real-scan checks", "", _text(checks["summary"])]
+    if checks.get("command"):
+        lines += ["", "```bash", checks["command"], "```"]
+    for table in checks.get("tables", []):
+        columns = table["columns"]
+        lines += ["", table["title"], "", "| " + " | ".join(columns) + " |"]
+        lines.append("|" + "---|" * len(columns))
+        lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table["rows"]]
+    return lines
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def _mm(values: Any) -> str:

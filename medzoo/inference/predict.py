@@ -10,8 +10,9 @@ The pipeline, driven by the model's spec (:func:`medzoo.registry.spec_of`):
 3. intensities are normalised per channel as ``spec.input.normalization`` says
    (:mod:`medzoo.normalization`);
 4. the model-space volume is cropped to the head: the bounding box of its foreground voxels
-   (any channel above the background threshold, see ``predict``) grown by ``head_margin_mm``
-   on every side; then the network runs window by window over the crop
+   (any given channel above the background threshold, see ``predict``) grown by up to
+   ``head_margin_mm`` on every side, as far as that adds no window; then the network runs
+   window by window over the crop
    (:mod:`medzoo.inference.window`), optionally on flipped copies too
    (:mod:`medzoo.inference.tta`), skipping windows that hold no foreground voxel. So the air a
    scanner records around a head costs (almost) nothing: no windows, and no resampling of
@@ -69,7 +70,6 @@ from medzoo.preprocessing import (
     covering_box,
     crop_or_pad,
     from_model_space,
-    reorient,
     to_model_space,
 )
 from medzoo.registry import InputSpec, ModelSpec, build, spec_of
@@ -221,7 +221,9 @@ def predict(
         background_threshold: fraction of ``spec.input.value_range`` above its low end that a
             normalised voxel must exceed to count as foreground (0.02: 2 % of the [0, 1] range).
         head_margin_mm: air kept around the head's bounding box on every side, in mm, so that
-            windows at the head's edge see some context.
+            windows at the head's edge see some context; at most as much as fills the windows
+            the head needs (the margin never adds a window: a head in a 256 mm field of view
+            runs the windows of the head cropped alone).
         probabilities: segmentation: also return the per-class probabilities.
         resample_inputs: resample channels on other grids onto the first channel's grid
             (linearly); False raises instead.
@@ -272,10 +274,21 @@ def predict(
     images = gather_channels(inputs, spec.input, resample=resample_inputs)
     scan = next(iter(images.values()))
     native = Geometry.from_image(scan)
-    volume, model_grid, maps = _model_volume(images, spec.input)
+    low, high = spec.input.value_range
+    head = None
+    if skip_background:
+        head = _Head(
+            low + background_threshold * (high - low),
+            float(head_margin_mm),
+            tuple(spec.input.patch_size),
+            overlap,
+            margin,
+            crop=task.crops_to_head,
+        )
+    volume, foreground, model_grid, maps = _model_volume(images, spec.input, head)
     del images
     logger.info(
-        "%s: scan %s voxels (x, y, z) at %s mm -> model space %s voxels at %s mm (%s)",
+        "%s: scan %s voxels (x, y, z) at %s mm -> model space %s voxels at %s mm (%s) run",
         spec.name,
         native.size,
         _mm(native.spacing),
@@ -283,18 +296,15 @@ def predict(
         _mm(model_grid.spacing),
         spec.input.orientation,
     )
-    low, high = spec.input.value_range
-    threshold = low + background_threshold * (high - low)
-    foreground = (volume > threshold).any(axis=-1) if skip_background else None
-    if foreground is not None and task.crops_to_head:
-        volume, foreground, model_grid = _crop_to_head(
-            volume, foreground, model_grid, head_margin_mm, spec.name
-        )
     options = dataclasses.replace(
         options, fill={name: float(m.invert(np.float32(low))) for name, m in maps.items()}
     )
     prediction = Prediction(spec.name, spec.task, weights, spec, scan)
-    task.run(prediction, model, volume, foreground, model_grid, native, maps, options)
+    # The runner takes the only references to the model-space arrays, so that it can free them
+    # once the windows have run (before the outputs are made on the scan's grid).
+    held = [volume, foreground]
+    del volume, foreground
+    task.run(prediction, model, held, model_grid, native, maps, options)
     if prediction.windows is not None:
         logger.info(
             "%s: %d windows, %d skipped as background (%.0f %%)",
@@ -312,65 +322,115 @@ def predict(
 
 
 def _model_volume(
-    images: dict[str, sitk.Image], spec: InputSpec
-) -> tuple[np.ndarray, Geometry, dict[str, IntensityMap]]:
-    """Channels in model space, normalised, stacked (z, y, x, c) in spec order."""
-    arrays: list[np.ndarray | None] = []
+    images: dict[str, sitk.Image],
+    spec: InputSpec,
+    head: _Head | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, Geometry, dict[str, IntensityMap]]:
+    """Channels in model space, normalised, stacked (z, y, x, c) in spec order, with their
+    foreground mask (z, y, x) and grid.
+
+    With ``head`` (background skipping on), the foreground is every voxel where a given channel
+    exceeds ``head.threshold`` (normalised units; absent channels do not count) and each channel
+    is cropped to the head (:func:`_head_box`) before the channels are stacked, so that neither
+    the stack nor the filled absent channels are ever made at the size of the whole field of
+    view. Without it, the mask is None and nothing is cropped."""
+    arrays: dict[str, np.ndarray] = {}
     maps: dict[str, IntensityMap] = {}
     grid = None
+    foreground = None
     for name in spec.channels:
         if name not in images:
-            arrays.append(None)
             continue
         image, _ = to_model_space(
             images[name], orientation=spec.orientation, spacing=spec.spacing_mm
         )
         grid = grid or Geometry.from_image(image)
-        array = sitk.GetArrayFromImage(image)
-        maps[name] = fit_normalization(array, spec.normalization, name)
-        arrays.append(maps[name].apply(array))
+        view = sitk.GetArrayViewFromImage(image)  # read-only; apply() makes the one copy
+        maps[name] = fit_normalization(view, spec.normalization, name)
+        arrays[name] = maps[name].apply(view)
+        del view, image
+        if head is not None:
+            above = arrays[name] > head.threshold
+            foreground = (
+                above if foreground is None else np.logical_or(foreground, above, out=foreground)
+            )
+            del above
+    shape = grid.shape
+    if head is not None and foreground is not None:
+        box, grid = _head_box(foreground, grid, head)
+        foreground = np.ascontiguousarray(foreground[box])
+        arrays = {name: array[box] for name, array in arrays.items()}
+        shape = foreground.shape
     fill = spec.value_range[0] if spec.absent_value is None else spec.absent_value
+    if len(spec.channels) == 1:  # no stack: the (cropped) channel itself, made contiguous
+        array = arrays.pop(spec.channels[0])
+        return np.ascontiguousarray(array)[..., None], foreground, grid, maps
+    volume = np.empty((*shape, len(spec.channels)), np.float32)
     for index, name in enumerate(spec.channels):
-        if arrays[index] is None:
+        if name in arrays:
+            volume[..., index] = arrays.pop(name)  # each full-size channel freed once copied
+        else:
             logger.info("channel %s not given: filled with the absent value %g", name, fill)
-            arrays[index] = np.full(grid.shape, fill, np.float32)
-    volume = arrays[0][..., None] if len(arrays) == 1 else np.stack(arrays, axis=-1)
-    return volume, grid, maps
+            volume[..., index] = fill
+    return volume, foreground, grid, maps
 
 
-def _crop_to_head(
-    volume: np.ndarray,
-    foreground: np.ndarray,
-    grid: Geometry,
-    margin_mm: float,
-    name: str,
-) -> tuple[np.ndarray, np.ndarray, Geometry]:
-    """``volume``, ``foreground`` and their grid cut to the foreground's bounding box grown by
-    ``margin_mm`` on each side (clipped to the volume); unchanged when nothing is foreground
-    or the box is the whole volume. The crop is a view, not a copy."""
-    if not foreground.any():
-        return volume, foreground, grid
-    margin = [math.ceil(margin_mm / s) for s in grid.spacing[::-1]]  # voxels, (z, y, x)
+@dataclass(frozen=True)
+class _Head:
+    """How :func:`_model_volume` finds and crops the head: ``threshold`` in normalised units,
+    ``margin_mm`` of air kept around it (at most), and the window layout (``window``, the
+    spec's patch size (z, y, x) in voxels; ``overlap``; ``margin``, voxels dropped at window
+    faces) whose window count the margin must not raise; ``crop`` False only finds the mask."""
+
+    threshold: float
+    margin_mm: float
+    window: Triple
+    overlap: float
+    margin: int = 0
+    crop: bool = True
+
+
+def _head_box(
+    foreground: np.ndarray, grid: Geometry, head: _Head
+) -> tuple[tuple[slice, ...], Geometry]:
+    """The crop (array slices, z, y, x) around the foreground voxels, and its grid.
+
+    Per axis the crop is the foreground's bounding box grown by ``head.margin_mm`` on each side,
+    clipped to the volume, but never so far that covering it takes more windows (of
+    ``head.window`` at ``head.overlap``, as :class:`WindowGrid` places them) than covering the
+    bounding box alone: the margin only fills windows the head needs anyway, so air around a
+    head adds no window. The whole volume when nothing is foreground or ``head.crop`` is
+    False."""
+    whole = tuple(slice(0, n) for n in foreground.shape)
+    if not head.crop or not foreground.any():
+        return whole, grid
     box = []
-    for axis, (n, m) in enumerate(zip(foreground.shape, margin, strict=True)):
+    for axis, n in enumerate(foreground.shape):
         others = tuple(a for a in range(3) if a != axis)
         hits = np.flatnonzero(foreground.any(axis=others))
-        box.append(slice(max(0, int(hits[0]) - m), min(n, int(hits[-1]) + 1 + m)))
+        low, high = int(hits[0]), int(hits[-1]) + 1
+        extent = high - low
+        spacing = grid.spacing[2 - axis]  # grid spacing is (x, y, z)
+        wanted = min(n, extent + 2 * math.ceil(head.margin_mm / spacing))
+        w = head.window[axis]
+        if wanted > w:
+            stride = max(1, min(round(w * (1.0 - head.overlap)), w - 2 * head.margin))
+            count = math.ceil((max(extent, w) - w) / stride) + 1
+            wanted = min(wanted, max(extent, (count - 1) * stride + w))
+        start = min(max(0, low - (wanted - extent) // 2), n - wanted)
+        box.append(slice(start, start + wanted))
     box = tuple(box)
-    if all(b.stop - b.start == n for b, n in zip(box, foreground.shape, strict=True)):
-        return volume, foreground, grid
+    if box == whole:
+        return whole, grid
     start = np.asarray([b.start for b in box[::-1]], float)  # (x, y, z)
     origin = np.asarray(grid.origin) + np.asarray(grid.direction).reshape(3, 3) @ (
         start * np.asarray(grid.spacing)
     )
     size = [b.stop - b.start for b in box[::-1]]
     logger.info(
-        "%s: cropped to the head: %s of %s voxels (x, y, z) in model space",
-        name,
-        tuple(size),
-        grid.size,
+        "cropped to the head: %s of %s voxels (x, y, z) in model space", tuple(size), grid.size
     )
-    return volume[box], foreground[box], Geometry(origin, grid.spacing, grid.direction, size)
+    return box, Geometry(origin, grid.spacing, grid.direction, size)
 
 
 def _on_grid(
@@ -426,7 +486,9 @@ def _dense_window(spec: InputSpec, shape: Sequence[int]) -> Triple:
 # ----------------------------------------------------------------------------- tasks
 
 
-def _segment(pred, model, volume, foreground, model_grid, native, maps, opt) -> None:
+def _segment(pred, model, held, model_grid, native, maps, opt) -> None:
+    volume, foreground = held
+    held.clear()
     spec = pred.spec
     window = _dense_window(spec.input, volume.shape[:3])
     out_shape = _output_shape(model, window, volume.shape[-1])
@@ -464,71 +526,101 @@ def _segment(pred, model, volume, foreground, model_grid, native, maps, opt) -> 
         pad_value=spec.input.value_range[0],
         progress=opt.progress,
     )
-    # Model-space outputs reoriented to the scan's axes (exact), then the probabilities freed.
-    entropy = reorient(array_to_image(_normalised_entropy(probs), model_grid), native.orientation)
-    oriented = [
-        reorient(array_to_image(probs[..., c], model_grid), native.orientation)
-        for c in range(classes)
-    ]
-    del probs
+    del volume, foreground  # the network's input, no longer needed
     pred.labels, pred.uncertainty, pred.probabilities = _labels_on_native(
-        oriented, entropy, model_grid, native, keep=opt.probabilities, progress=opt.progress
+        probs, model_grid, native, keep=opt.probabilities, progress=opt.progress
     )
 
 
 def _labels_on_native(
-    oriented: list[sitk.Image],
-    entropy: sitk.Image,
+    probs: np.ndarray,
     model_grid: Geometry,
     native: Geometry,
     *,
     keep: bool,
     progress: bool,
 ) -> tuple[sitk.Image, sitk.Image, sitk.Image | None]:
-    """Model-space probabilities (one image per class, reoriented to the scan's axes) -> the
-    scan's grid (linearly) -> arg-max.
+    """Model-space class probabilities (z, y, x, class) -> the scan's grid (linearly) -> arg-max.
 
     Only the part of the scan's grid that the (cropped) model-space volume covers is resampled,
-    in slabs of whole slices (:func:`_slabs`), so that besides the outputs memory holds one
-    class of one slab at a time; outside it the outputs are background (label 0, uncertainty 0,
-    class 0 probability 1). The uncertainty is the normalised entropy of the model-space
-    probabilities, resampled linearly onto the scan's grid."""
-    classes = len(oriented)
+    in slabs of whole slices (:func:`_slabs`); each slab reads just the block of ``probs`` that
+    covers it (:func:`medzoo.preprocessing.covering_box`), one class at a time, and its labels
+    and uncertainty are pasted in place into the output images. So besides ``probs`` and the
+    outputs, memory holds one slab's worth of voxels: no reoriented or full-size copy of the
+    probabilities, and no second copy of an output. Outside the covered part the outputs are
+    background (label 0, uncertainty 0, class 0 probability 1). The uncertainty is the
+    normalised entropy of the model-space probabilities (:func:`_normalised_entropy`), resampled
+    linearly onto the scan's grid."""
+    classes = probs.shape[-1]
     box, part = covering_box(model_grid, native)
-    labels = np.zeros(native.shape, np.uint8 if classes <= 256 else np.uint16)
-    uncertainty = np.zeros(native.shape, np.float32)
+    label_type = np.uint8 if classes <= 256 else np.uint16
+    labels = _blank(native, sitk.sitkUInt8 if classes <= 256 else sitk.sitkUInt16)
+    uncertainty = _blank(native, sitk.sitkFloat32)
     kept = None
     if keep:
         kept = np.zeros((*native.shape, classes), np.float32)
         kept[..., 0] = 1.0
-    inner_labels, inner_uncertainty = labels[box], uncertainty[box]
     inner_kept = None if kept is None else kept[box]
+    corner = [b.start for b in box[::-1]]  # the part's first voxel in the scan, (x, y, z)
     slabs = list(_slabs(part))
     for rows, slab in tqdm(slabs, desc="to the scan's grid", unit="slab", disable=not progress):
-        image = from_model_space(entropy, slab, interpolation="linear")
-        inner_uncertainty[rows] = sitk.GetArrayViewFromImage(image)
+        where = (corner[0], corner[1], corner[2] + rows.start)
+        block_box, block_grid = covering_box(slab, model_grid)
+        block = probs[block_box]
+        entropy = _image(_normalised_entropy(block), block_grid)
+        _paste(uncertainty, from_model_space(entropy, slab, interpolation="linear"), where)
+        del entropy
         best = None
-        for c, class_image in enumerate(oriented):
+        slab_labels = np.zeros(slab.shape, label_type)
+        for c in range(classes):
+            class_image = _image(np.ascontiguousarray(block[..., c]), block_grid)
             image = from_model_space(
                 class_image, slab, interpolation="linear", default_value=float(c == 0)
             )
+            del class_image
             p = sitk.GetArrayViewFromImage(image)
             if best is None:
                 best = p.copy()
             else:
                 better = p > best
-                inner_labels[rows][better] = c
+                slab_labels[better] = c
                 np.copyto(best, p, where=better)
             if inner_kept is not None:
                 inner_kept[rows, ..., c] = p
             del p, image
-    oriented.clear()
-    del entropy, best, inner_labels, inner_uncertainty, inner_kept
-    probabilities = array_to_image(kept, native) if keep else None
-    del kept
-    labels_image = array_to_image(labels, native)
-    del labels
-    return labels_image, array_to_image(uncertainty, native), probabilities
+        _paste(labels, _image(slab_labels, slab), where)
+        del best, slab_labels, block
+    del inner_kept
+    probabilities = None
+    if keep:
+        probabilities = _image(kept, native)
+    return labels, uncertainty, probabilities
+
+
+def _image(array: np.ndarray, grid: Geometry) -> sitk.Image:
+    """``array`` (z, y, x) or (z, y, x, c) as an image on ``grid``: one copy of the voxels
+    (:func:`medzoo.io.array_to_image` briefly holds two)."""
+    image = sitk.GetImageFromArray(array, isVector=array.ndim == 4)
+    image.SetOrigin(grid.origin)
+    image.SetSpacing(grid.spacing)
+    image.SetDirection(grid.direction)
+    return image
+
+
+def _blank(grid: Geometry, pixel_id: int) -> sitk.Image:
+    """An image of zeros on ``grid``."""
+    image = sitk.Image([int(n) for n in grid.size], pixel_id)
+    image.SetOrigin(grid.origin)
+    image.SetSpacing(grid.spacing)
+    image.SetDirection(grid.direction)
+    return image
+
+
+def _paste(target: sitk.Image, piece: sitk.Image, index: Sequence[int]) -> None:
+    """Write ``piece`` into ``target`` in place, its first voxel at ``index`` (x, y, z)."""
+    x, y, z = (int(i) for i in index)
+    nx, ny, nz = piece.GetSize()
+    target[x : x + nx, y : y + ny, z : z + nz] = piece
 
 
 _SLAB_VOXELS = 1 << 22  # scan voxels resampled at a time: 16 MB per float32 class
@@ -560,7 +652,9 @@ def _normalised_entropy(probs: np.ndarray) -> np.ndarray:
     return np.clip(entropy, 0.0, 1.0, out=entropy)
 
 
-def _image_level(pred, model, volume, foreground, model_grid, native, maps, opt) -> None:
+def _image_level(pred, model, held, model_grid, native, maps, opt) -> None:
+    volume, foreground = held
+    held.clear()
     spec = pred.spec
     window = tuple(spec.input.patch_size)
     network = with_flips(_network(model), opt.flips, spatial=False)
@@ -577,7 +671,9 @@ def _image_level(pred, model, volume, foreground, model_grid, native, maps, opt)
     pred.values = get_task(spec).values(spec, mean)
 
 
-def _super_resolve(pred, model, volume, foreground, model_grid, native, maps, opt) -> None:
+def _super_resolve(pred, model, held, model_grid, native, maps, opt) -> None:
+    volume, foreground = held
+    held.clear()
     spec = pred.spec
     window = _dense_window(spec.input, volume.shape[:3])
     out_shape = _output_shape(model, window, volume.shape[-1])
@@ -610,7 +706,9 @@ def _super_resolve(pred, model, volume, foreground, model_grid, native, maps, op
     pred.images = _images_on(fine, fine_grid, target, maps, spec, opt.fill)
 
 
-def _autoencode(pred, model, volume, foreground, model_grid, native, maps, opt) -> None:
+def _autoencode(pred, model, held, model_grid, native, maps, opt) -> None:
+    volume, foreground = held
+    held.clear()
     spec = pred.spec
     if opt.flips != ((),):
         raise ValueError(

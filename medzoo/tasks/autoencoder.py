@@ -37,7 +37,7 @@ class Autoencoder(Task):
         ]
         return Evaluation({"psnr": float(np.mean(scores))})
 
-    def run(self, prediction, model, volume, foreground, model_grid, native, maps, options):
+    def run(self, prediction, model, held, model_grid, native, maps, options):
         from medzoo.inference.predict import _autoencode
 
-        _autoencode(prediction, model, volume, foreground, model_grid, native, maps, options)
+        _autoencode(prediction, model, held, model_grid, native, maps, options)

@@ -140,16 +140,17 @@ class Task:
         self,
         prediction: Any,
         model: keras.Model,
-        volume: np.ndarray,
-        foreground: np.ndarray | None,
+        held: list,
         model_grid: Any,
         native: Any,
         maps: dict,
         options: Any,
     ) -> None:
         """Fill ``prediction`` (a :class:`medzoo.inference.predict.Prediction`) from the
-        normalised model-space ``volume`` (z, y, x, c) on ``model_grid``; outputs go onto the
-        ``native`` grid of the first scan."""
+        model-space arrays in ``held``: ``[volume, foreground]``, the normalised (z, y, x, c)
+        volume on ``model_grid`` and its foreground mask (or None). The runner takes the only
+        references (it empties ``held``) so that it can free them once the windows have run;
+        outputs go onto the ``native`` grid of the first scan."""
         raise NotImplementedError
 
 

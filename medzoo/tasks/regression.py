@@ -41,7 +41,7 @@ class Regression(Task):
         errors = np.array([p.values["value"] - c.targets[self.target] for c, p in results])
         return Evaluation({"mae": float(np.abs(errors).mean()), "bias": float(errors.mean())})
 
-    def run(self, prediction, model, volume, foreground, model_grid, native, maps, options):
+    def run(self, prediction, model, held, model_grid, native, maps, options):
         from medzoo.inference.predict import _image_level
 
-        _image_level(prediction, model, volume, foreground, model_grid, native, maps, options)
+        _image_level(prediction, model, held, model_grid, native, maps, options)

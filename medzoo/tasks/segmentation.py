@@ -68,10 +68,10 @@ class Segmentation(Task):
         case, prediction = results[0]
         return Evaluation(metrics, _preview(spec, case, prediction))
 
-    def run(self, prediction, model, volume, foreground, model_grid, native, maps, options):
+    def run(self, prediction, model, held, model_grid, native, maps, options):
         from medzoo.inference.predict import _segment
 
-        _segment(prediction, model, volume, foreground, model_grid, native, maps, options)
+        _segment(prediction, model, held, model_grid, native, maps, options)
 
 
 def _tissues(spec, results: list) -> Evaluation:

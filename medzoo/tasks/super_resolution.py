@@ -2,7 +2,9 @@
 
 Metrics: ``psnr`` of the network and ``psnr_trilinear`` of trilinear interpolation, the
 baseline (dB, :func:`medzoo.metrics.psnr` on intensities normalised like the fine reference);
-the best checkpoint has the highest ``psnr``.
+the best checkpoint has the highest ``psnr``. Real scans with a brain mask (``Case.tissues``)
+are scored by :func:`medzoo.train.sr_eval.score_sr` instead (whole head and brain, against
+B-spline and trilinear), averaged over cases, with each case's values as ``<name>/<key>``.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class SuperResolution(Task):
     def evaluate(self, spec, results: list) -> Evaluation:
         from medzoo.preprocessing import resample_to_grid
 
+        if all(case.tissues is not None for case, _ in results):
+            return _real_sr(spec, results)
         scores, baseline = [], []
         for case, prediction in results:
             (channel, coarse), *_ = case.inputs.items()
@@ -68,7 +72,29 @@ class SuperResolution(Task):
             {"psnr": float(np.mean(scores)), "psnr_trilinear": float(np.mean(baseline))}
         )
 
-    def run(self, prediction, model, volume, foreground, model_grid, native, maps, options):
+    def run(self, prediction, model, held, model_grid, native, maps, options):
         from medzoo.inference.predict import _super_resolve
 
-        _super_resolve(prediction, model, volume, foreground, model_grid, native, maps, options)
+        _super_resolve(prediction, model, held, model_grid, native, maps, options)
+
+
+def _real_sr(spec, results: list) -> Evaluation:
+    """Real scans with a brain mask (``Case.tissues``): :func:`medzoo.train.sr_eval.score_sr`
+    averaged over cases, and each case's values as ``<name>/<key>``."""
+    from medzoo.train.sr_eval import score_sr
+
+    per_case = {}
+    for case, prediction in results:
+        (channel, coarse), *_ = case.inputs.items()
+        per_case[case.name] = score_sr(
+            case.reference,
+            coarse,
+            prediction.images[channel],
+            spec.input.normalization,
+            mask=case.tissues,
+        )
+    keys = next(iter(per_case.values()))
+    metrics = {k: float(np.mean([m[k] for m in per_case.values()])) for k in keys}
+    for name, values in per_case.items():
+        metrics.update({f"{name}/{k}": v for k, v in values.items()})
+    return Evaluation(metrics)

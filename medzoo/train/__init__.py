@@ -4,7 +4,10 @@
   checkpoints, logs and the published preset;
 - :mod:`medzoo.train.sources`: synthetic heads (:mod:`medzoo.synth`), MRBrainS13, IXI;
 - :mod:`medzoo.train.tasks`: per-task batches, augmentation and whole-scan evaluation;
-- :mod:`medzoo.train.cli`: the options of ``training/<name>.py`` and ``medzoo train``.
+- :mod:`medzoo.train.cli`: the options of ``training/<name>.py`` and ``medzoo train``;
+- :mod:`medzoo.train.reference` and :mod:`medzoo.train.realscans`: checks on REAL scans
+  (segmentation against classical references; the label-free checkpoints' reconstructions and
+  anecdotes).
 """
 
 from medzoo.train.trainer import TrainConfig, TrainResult, train

@@ -20,7 +20,9 @@ _DATA_HELP = {
     "regression": "ixi (prepared by training/datasets/ixi.py)",
     "classification": "ixi (prepared by training/datasets/ixi.py)",
     "autoencoder": "ixi (prepared by training/datasets/ixi.py)",
-    "super_resolution": "none (IXI is prepared at 3 mm, coarser than the 1 mm output)",
+    "super_resolution": "real (pairs drawn afresh from real 1 mm scans in --data-dir, degraded "
+    "by medzoo.acquisition, validated on the real 1 mm scans of --reference-dir) or mixed "
+    "(real plus synthetic heads, --synthetic-fraction of the pairs)",
 }
 
 
@@ -122,7 +124,20 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         metavar="X,Y,Z",
         help="synthetic field of view in mm (default: a whole head or brain)",
     )
-    add("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    add(
+        "--synthetic-fraction",
+        type=float,
+        default=0.25,
+        help="with --data mixed: share of the super-resolution pairs drawn from synthetic heads "
+        "(default 0.25)",
+    )
+    add(
+        "--lr",
+        type=float,
+        default=None,
+        help="Adam learning rate (default 1e-3 for a new run; with --resume the run's own rate, "
+        "and a value given sets it from the resumed step on)",
+    )
     add("--no-augment", action="store_true", help="turn the flips/warps/intensity changes off")
     add("--workers", type=int, default=2, help="threads preparing batches (default 2)")
     add(
@@ -168,6 +183,7 @@ def config_from_args(name: str, args: argparse.Namespace):
         log_every=args.log_every,
         subjects=args.subjects,
         fov_mm=args.fov_mm,
+        synthetic_fraction=args.synthetic_fraction,
         learning_rate=args.lr,
         augment=not args.no_augment,
         workers=args.workers,

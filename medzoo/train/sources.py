@@ -47,7 +47,7 @@ __all__ = [
     "train_spacing",
 ]
 
-SOURCES = ("synthetic", "labelmaps", "ixi", "mrbrains13")
+SOURCES = ("synthetic", "labelmaps", "ixi", "mrbrains13", "real", "mixed")
 
 
 @dataclass(frozen=True)
@@ -528,12 +528,42 @@ def make_source(
     fov_mm: Sequence[float] | None = None,
     reference_dir: str | Path | None = None,
     patch: Sequence[int] | None = None,
+    synthetic_fraction: float = 0.25,
 ) -> Source:
-    """The source ``data`` ("synthetic", "labelmaps", "ixi" or "mrbrains13") for ``spec``."""
+    """The source ``data`` ("synthetic", "labelmaps", "ixi", "mrbrains13", or for
+    super-resolution "real" / "mixed", :class:`medzoo.train.sr_sources.RealSRSource`; "mixed"
+    takes ``synthetic_fraction`` of its pairs from synthetic heads) for ``spec``."""
     if data not in SOURCES:
         raise ValueError(f"--data {data!r} is not a data source; use one of {', '.join(SOURCES)}")
     if data == "synthetic":
         return SyntheticSource(spec, subjects=subjects, seed=seed, fov_mm=fov_mm)
+    if data in ("real", "mixed"):
+        from medzoo.train.sr_sources import RealSRSource
+
+        if spec.task != "super_resolution":
+            raise ValueError(
+                f"--data {data} makes super-resolution pairs from real scans; {spec.name} is a "
+                f"{spec.task} model (use synthetic, labelmaps, ixi or mrbrains13)"
+            )
+        if reference_dir is None:
+            raise ValueError(
+                f"--data {data} validates on real 1 mm scans: give --reference-dir (e.g. "
+                "training/references)"
+            )
+        if data == "real" and data_dir is None:
+            raise ValueError(
+                "--data real needs --data-dir, a folder of real 1 mm T1 scans (see "
+                "training/README.md)"
+            )
+        return RealSRSource(
+            spec,
+            data_dir,
+            reference_dir=reference_dir,
+            synthetic_fraction=0.0 if data == "real" else synthetic_fraction,
+            synthetic_subjects=min(subjects, 16),
+            seed=seed,
+            patch=patch,
+        )
     if data_dir is None:
         raise ValueError(
             f"--data {data} needs --data-dir, the folder holding the dataset (see "

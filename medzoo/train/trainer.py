@@ -61,7 +61,8 @@ class TrainConfig:
 
     Attributes:
         name: registry name of the model.
-        data: "synthetic", "labelmaps", "ixi" or "mrbrains13".
+        data: "synthetic", "labelmaps", "ixi", "mrbrains13", or for super-resolution "real" /
+            "mixed" (pairs from real 1 mm scans, :mod:`medzoo.train.sr_sources`).
         data_dir: the real dataset's folder, or for "labelmaps" the label maps' folder.
         reference_dir: for "labelmaps": the real validation / test scans with reference
             tissue segmentations (:mod:`medzoo.train.reference`).
@@ -81,7 +82,11 @@ class TrainConfig:
         log_every: steps between log rows.
         subjects: distinct synthetic training subjects.
         fov_mm: synthetic field of view (x, y, z) mm (default per task).
-        learning_rate: Adam's learning rate.
+        synthetic_fraction: with data "mixed": share of super-resolution pairs from synthetic
+            heads (:class:`medzoo.train.sr_sources.RealSRSource`).
+        learning_rate: Adam's learning rate; ``None`` means 1e-3 for a new run and, on
+            resume, the rate the checkpoint's optimizer holds (a number given on resume sets it
+            from then on, e.g. to lower it for a run's last phase).
         augment: apply the task's augmentation (:meth:`medzoo.tasks.Task.augmenter`).
         workers: threads preparing batches.
         devices: devices to train on, data-parallel (:mod:`medzoo.train.distribute`).
@@ -108,7 +113,8 @@ class TrainConfig:
     log_every: int = 10
     subjects: int = 64
     fov_mm: tuple[float, float, float] | None = None
-    learning_rate: float = 1e-3
+    synthetic_fraction: float = 0.25
+    learning_rate: float | None = None
     augment: bool = True
     workers: int = 2
     devices: int = 1
@@ -140,7 +146,9 @@ class TrainConfig:
             int(self.batch_size) != self.batch_size or self.batch_size < 1
         ):
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+        if self.learning_rate is not None and not (
+            self.learning_rate > 0 and math.isfinite(self.learning_rate)
+        ):
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
 
 
@@ -226,6 +234,20 @@ class _Log:
             with path.open("w", newline="") as f:
                 csv.writer(f).writerow(self.columns)
 
+    def drop_after(self, step: int) -> int:
+        """Remove the rows past ``step`` (logged by a process that stopped before its next
+        checkpoint, so a resumed run repeats those steps); returns how many were removed."""
+        with self.path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        kept = [rows[0]] + [row for row in rows[1:] if row and int(float(row[0])) <= step]
+        if len(kept) == len(rows):
+            return 0
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with tmp.open("w", newline="") as f:
+            csv.writer(f).writerows(kept)
+        os.replace(tmp, self.path)
+        return len(rows) - len(kept)
+
     def write(self, **row: float) -> None:
         with self.path.open("a", newline="") as f:
             csv.writer(f).writerow(
@@ -233,9 +255,18 @@ class _Log:
             )
 
 
-def _compile(model: keras.Model, spec, learning_rate: float) -> keras.Model:
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=get_loss(spec.loss))
+#: Adam's learning rate of a new run when none is given.
+DEFAULT_LEARNING_RATE = 1e-3
+
+
+def _compile(model: keras.Model, spec, learning_rate: float | None) -> keras.Model:
+    rate = DEFAULT_LEARNING_RATE if learning_rate is None else learning_rate
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=get_loss(spec.loss))
     return model
+
+
+def _learning_rate(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
 def _better(value: float, best: float | None, higher: bool) -> bool:
@@ -264,6 +295,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
         fov_mm=config.fov_mm,
         reference_dir=config.reference_dir,
         patch=patch,
+        synthetic_fraction=config.synthetic_fraction,
     )
     metric, higher = source.selection or get_task(spec).selection
     subjects = source.subjects()
@@ -280,7 +312,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             seed=config.seed,
             workers=config.workers,
         )
-    to_model = model_io(spec)
+    # A source's ready pairs (e.g. super-resolution from real scans) say how they feed the net.
+    to_model = getattr(dataset, "to_model", None) or model_io(spec)
     validation = source.cases("validation", config.val_cases)
     validation_names = [case.name for case in validation]
 
@@ -297,6 +330,15 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
         model = parallel.make(lambda: keras.saving.load_model(last_path, safe_mode=True))
         model = attach_spec(model, spec)
         logger.info("resuming %s at step %d", config.name, state["step"])
+        if config.learning_rate is not None:
+            held = _learning_rate(model)
+            model.optimizer.learning_rate.assign(config.learning_rate)
+            logger.info(
+                "learning rate %.3g -> %.3g from step %d", held, config.learning_rate, state["step"]
+            )
+            state.setdefault("learning_rate_changes", []).append(
+                {"step": state["step"], "from": held, "to": config.learning_rate}
+            )
         if state.get("validation", validation_names) != validation_names:
             logger.warning(
                 "the validation cases changed (%s -> %s): the best checkpoint so far is "
@@ -325,10 +367,18 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             state["init_weights"] = str(config.init_weights)
             logger.info("starting from %s at step %d", config.init_weights, config.init_step)
     state["validation"] = validation_names
+    state["learning_rate"] = _learning_rate(model)
 
     names = source.metric_names or get_task(spec).metric_names(spec)
     val_columns = [f"val_{metric}"] + [f"val_{m}" for m in names if m != metric]
     log = _Log(out / "log.csv", ["step", "loss", "seconds_per_step", *val_columns])
+    dropped = log.drop_after(state["step"])
+    if dropped:
+        logger.info(
+            "log.csv: %d row(s) past step %d dropped (not kept by a checkpoint)",
+            dropped,
+            state["step"],
+        )
     board = _Board(out / "tensorboard")
     logger.info(
         "training %s on %s data: %d subjects, batches of %d x %s voxels, %d steps",
@@ -426,7 +476,8 @@ def _finish(
         "init_weights": state.get("init_weights"),
         "batch_size": batch_size,
         "patch_zyx": list(patch),
-        "learning_rate": config.learning_rate,
+        "learning_rate": state["learning_rate"],
+        "learning_rate_changes": state.get("learning_rate_changes", []),
         "augmentation": config.augment,
         "seconds_per_step": round(seconds_per_step, 3),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
