@@ -32,7 +32,8 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.io import Geometry, array_to_image
+from medzoo.geometry import Geometry
+from medzoo.io import array_to_image
 
 __all__ = [
     "NOISE_KINDS",
@@ -76,19 +77,10 @@ def coarse_geometry(fine: Geometry, factors: int | Sequence[int]) -> Geometry:
 
     Spacing is ``factor`` x fine spacing, the direction is kept, the size is the number of whole
     blocks, and voxel (0, 0, 0) sits at the centre of the first block: the fine origin moved by
-    ``(factor - 1) / 2`` fine voxels along each image axis.
+    ``(factor - 1) / 2`` fine voxels along each image axis (:meth:`Geometry.coarsened`, whose
+    factors are (z, y, x)).
     """
-    f = np.asarray(_factors_xyz(factors, fine.size), np.float64)
-    spacing = np.asarray(fine.spacing) * f
-    direction = np.asarray(fine.direction).reshape(3, 3)
-    shift = direction @ ((f - 1.0) / 2.0 * np.asarray(fine.spacing))
-    size = tuple(int(n // k) for n, k in zip(fine.size, f.astype(int), strict=True))
-    return Geometry(
-        origin=tuple(np.asarray(fine.origin) + shift),
-        spacing=tuple(spacing),
-        direction=fine.direction,
-        size=size,
-    )
+    return fine.coarsened(_factors_xyz(factors, fine.size)[::-1])
 
 
 def covered_region(image: sitk.Image, factors: int | Sequence[int]) -> sitk.Image:

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
+from medzoo._checks import positive_ints
+
 Spacing = tuple[float, float, float]
 
 _INTERPOLATORS = {"linear": sitk.sitkLinear, "bspline": sitk.sitkBSpline}
@@ -79,13 +81,6 @@ def _interpolation(name: str, value: str) -> str:
             f"{name}: interpolation must be one of {sorted(_INTERPOLATORS)}, got {value!r}"
         )
     return value
-
-
-def _patch_shape(name: str, shape: Sequence[int]) -> tuple[int, int, int]:
-    values = tuple(int(s) for s in shape)
-    if len(values) != 3 or any(s < 1 for s in values) or values != tuple(shape):
-        raise ValueError(f"{name} must be three positive integers (z, y, x) in voxels, got {shape}")
-    return (values[0], values[1], values[2])
 
 
 def _check_inputs(
@@ -139,7 +134,7 @@ class Transform:
 
     def output_shape(self, shape: Sequence[int]) -> tuple[int, int, int]:
         """Spatial shape (z, y, x) of the output for an input of spatial ``shape``."""
-        return _patch_shape("shape", shape)
+        return positive_ints(shape, "shape")
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments as a JSON-friendly dict (``type(self)(**config)`` rebuilds it)."""
@@ -448,7 +443,7 @@ class RandomCrop(_Builtin):
     """
 
     def __init__(self, shape: Sequence[int]) -> None:
-        self.shape = _patch_shape("RandomCrop: shape", shape)
+        self.shape = positive_ints(shape, "RandomCrop: shape")
 
     def get_config(self) -> dict[str, Any]:
         return {"shape": list(self.shape)}
@@ -702,7 +697,7 @@ class Compose(Transform):
         }
 
     def output_shape(self, shape: Sequence[int]) -> tuple[int, int, int]:
-        out = _patch_shape("shape", shape)
+        out = positive_ints(shape, "shape")
         for t in self.transforms:
             out = t.output_shape(out)
         return out

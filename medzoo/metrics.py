@@ -29,6 +29,25 @@ def dice_per_label(y_true, y_pred):
     return ops.where(total > 0, 2.0 * intersection / ops.maximum(total, 1.0), np.nan)
 
 
+def dice_of_labels(y_true, y_pred, class_ids: Sequence[int]):
+    """Hard Dice per label id between two integer label maps of one shape, ``(len(class_ids),)``.
+
+    For scoring whole label images (evaluation on held-out scans) without one-hot
+    probabilities: label ``k``'s Dice is ``2 |T_k & P_k| / (|T_k| + |P_k|)``, NaN where ``k`` is
+    in neither map (as :func:`dice_per_label`).
+    """
+    truth = ops.convert_to_tensor(np.asarray(y_true))
+    estimate = ops.convert_to_tensor(np.asarray(y_pred))
+    scores = []
+    for k in class_ids:
+        t = ops.cast(ops.equal(truth, k), "int32")  # integer counts: exact for any volume
+        e = ops.cast(ops.equal(estimate, k), "int32")
+        total = ops.cast(ops.sum(t) + ops.sum(e), "float32")
+        dice = 2.0 * ops.cast(ops.sum(t * e), "float32") / ops.maximum(total, 1.0)
+        scores.append(ops.where(total > 0, dice, np.nan))
+    return ops.stack(scores)
+
+
 @keras.saving.register_keras_serializable(package="medzoo")
 class DiceScore(keras.metrics.Metric):
     """Mean hard Dice over labels, where a label absent from both prediction and truth of a

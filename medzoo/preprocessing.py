@@ -1,7 +1,7 @@
 """Physical-space and intensity preprocessing, and the exact way back.
 
 Geometry functions take and return SimpleITK images (origin, spacing and direction travel with
-the voxels); intensity and shape functions take numpy arrays in (z, y, x) or channels-last
+the voxels); shape functions take numpy arrays in (z, y, x) or channels-last
 (z, y, x, c) order. Spacing tuples are in mm in SimpleITK (x, y, z) order.
 
 The model-space round trip used by whole-scan inference::
@@ -24,7 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.io import Geometry
+from medzoo.geometry import Geometry
+from medzoo.normalization import (  # re-exported: their old home
+    normalise_range,
+    percentile_clip,
+    whiten,
+)
 
 __all__ = [
     "INTERPOLATIONS",
@@ -111,20 +116,8 @@ def resample_to_spacing(
     _check_image(image, "resample_to_spacing")
     old = Geometry.from_image(image)
     new_spacing = _check_spacing(spacing)
-    target = _spacing_grid(old, new_spacing)
+    target = old.with_spacing(new_spacing)
     return _resample_antialiased(image, target, (0, 1, 2), interpolation, antialias, default_value)
-
-
-def _spacing_grid(old: Geometry, spacing: tuple[float, float, float]) -> Geometry:
-    """The grid of :func:`resample_to_spacing`: ``spacing`` over ``old``'s extent, first voxel
-    corner kept."""
-    size = [
-        max(1, round(n * o / s)) for n, o, s in zip(old.size, old.spacing, spacing, strict=True)
-    ]
-    shift = np.asarray(old.direction).reshape(3, 3) @ (
-        (np.asarray(spacing) - np.asarray(old.spacing)) / 2
-    )
-    return Geometry(np.asarray(old.origin) + shift, spacing, old.direction, size)
 
 
 def _resample_antialiased(
@@ -280,7 +273,7 @@ def to_model_space(
         return (image if orientation is None else reorient(image, orientation)), original
     # Straight from the scan onto the reoriented, resampled grid: the same grid and values as
     # reorienting first, without a full-size reoriented copy.
-    target = _spacing_grid(oriented, _check_spacing(spacing))
+    target = oriented.with_spacing(_check_spacing(spacing))
     return _resample_antialiased(image, target, axes, interpolation, antialias, 0.0), original
 
 
@@ -346,101 +339,6 @@ def from_model_space(
     return resample_to_grid(
         image, original, interpolation=interpolation, default_value=default_value
     )
-
-
-# ----------------------------------------------------------------------------- intensity
-
-
-def whiten(
-    array: np.ndarray,
-    mask: np.ndarray | None = None,
-    eps: float = 1e-8,
-    *,
-    per_channel: bool = False,
-) -> np.ndarray:
-    """Shift and scale intensities to zero mean and unit standard deviation.
-
-    Args:
-        array: (z, y, x) or (z, y, x, c) intensities, any real dtype.
-        mask: optional boolean (z, y, x) array (or the array's full shape); statistics come from
-            the voxels inside it (e.g. the brain), but every voxel is transformed.
-        eps: lower bound for the standard deviation (a constant image becomes all zeros).
-        per_channel: with a (z, y, x, c) array, use separate statistics for each channel (one
-            scan per channel); otherwise one mean/std over all values.
-
-    Returns:
-        float32 array of the input's shape; mean 0 and std 1 inside the mask.
-    """
-    values = np.asarray(array, dtype=np.float32)
-    if per_channel:
-        if values.ndim != 4:
-            raise ValueError(
-                f"whiten: per_channel=True needs a (z, y, x, c) array, got shape {values.shape}"
-            )
-        masks = [mask] * values.shape[-1]
-        if mask is not None and np.ndim(mask) == 4:
-            masks = [np.asarray(mask)[..., c] for c in range(values.shape[-1])]
-        return np.stack([whiten(values[..., c], m, eps) for c, m in enumerate(masks)], axis=-1)
-    selected = _masked(values, mask, "whiten")
-    mean = float(np.mean(selected, dtype=np.float64))
-    std = float(np.std(selected, dtype=np.float64))
-    return ((values - mean) / max(std, eps)).astype(np.float32)
-
-
-def normalise_range(
-    array: np.ndarray,
-    low: float,
-    high: float,
-    *,
-    out_range: tuple[float, float] = (0.0, 1.0),
-) -> np.ndarray:
-    """Clip intensities to [low, high] and map that window linearly onto ``out_range``.
-
-    For CT, ``low``/``high`` are a window in HU, e.g. the brain window (0, 80).
-
-    Returns:
-        float32 array of the input's shape with values in ``out_range``.
-    """
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(
-            f"normalise_range: need finite low < high, got low={low}, high={high}; pass the "
-            "intensity window to keep, e.g. (0, 80) HU for a CT brain window"
-        )
-    out_low, out_high = (float(v) for v in out_range)
-    if not (math.isfinite(out_low) and math.isfinite(out_high) and out_low != out_high):
-        raise ValueError(
-            f"normalise_range: out_range must be two different finite numbers, got {out_range!r}"
-        )
-    clipped = np.clip(np.asarray(array, dtype=np.float32), low, high)
-    scale = (out_high - out_low) / (high - low)
-    return ((clipped - low) * scale + out_low).astype(np.float32)
-
-
-def percentile_clip(
-    array: np.ndarray,
-    low: float = 0.5,
-    high: float = 99.5,
-    mask: np.ndarray | None = None,
-) -> np.ndarray:
-    """Clip intensities to their ``low``-th and ``high``-th percentiles (outliers, hot voxels).
-
-    Args:
-        array: (z, y, x) or (z, y, x, c) intensities.
-        low, high: percentiles in [0, 100], low < high.
-        mask: optional boolean (z, y, x) array (or the array's full shape); percentiles come from
-            the voxels inside it.
-
-    Returns:
-        float32 array of the input's shape.
-    """
-    if not 0.0 <= low < high <= 100.0:
-        raise ValueError(
-            f"percentile_clip: need 0 <= low < high <= 100 (percentiles), got low={low}, "
-            f"high={high}"
-        )
-    values = np.asarray(array, dtype=np.float32)
-    lo, hi = np.percentile(_masked(values, mask, "percentile_clip"), [low, high])
-    return np.clip(values, lo, hi).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- shape
@@ -693,21 +591,6 @@ def _gaussian(image: sitk.Image, sigmas_mm: Sequence[float]) -> sitk.Image:
             for c in range(image.GetNumberOfComponentsPerPixel())
         ]
     )
-
-
-def _masked(values: np.ndarray, mask: np.ndarray | None, caller: str) -> np.ndarray:
-    if mask is None:
-        return values
-    mask = np.asarray(mask)
-    if mask.shape not in (values.shape, values.shape[:3]):
-        raise ValueError(
-            f"{caller}: mask shape {mask.shape} does not match the array's spatial shape "
-            f"(z, y, x) {values.shape[:3]}"
-        )
-    selected = values[mask.astype(bool)]
-    if selected.size == 0:
-        raise ValueError(f"{caller}: the mask selects no voxel; pass a mask with foreground")
-    return selected
 
 
 def _check_spatial(array: np.ndarray, shape: tuple[int, ...], caller: str) -> None:

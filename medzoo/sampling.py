@@ -20,6 +20,7 @@ from typing import cast
 
 import numpy as np
 
+from medzoo._checks import positive_ints
 from medzoo.preprocessing import CropPad, crop_or_pad
 
 __all__ = [
@@ -36,13 +37,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _reported_absent: set[tuple[int, ...]] = set()
-
-
-def _shape3(name: str, shape: Sequence[int]) -> tuple[int, int, int]:
-    values = tuple(int(s) for s in shape)
-    if len(values) != 3 or any(s < 1 for s in values) or values != tuple(shape):
-        raise ValueError(f"{name} must be three positive integers (z, y, x) in voxels, got {shape}")
-    return (values[0], values[1], values[2])
 
 
 def _count(n: int) -> int:
@@ -76,7 +70,7 @@ def pad_to_patch(
         when no axis is too small. ``-croppad.offset`` is the index (z, y, x) of the original
         voxel (0, 0, 0) in the padded volume; ``croppad.geometry(g)`` the padded geometry.
     """
-    patch = _shape3("patch_shape", patch_shape)
+    patch = positive_ints(patch_shape, "patch_shape")
     target = tuple(max(p, s) for p, s in zip(patch, image.shape[:3], strict=True))
     if target == image.shape[:3]:
         return image, label, CropPad(image.shape[:3], ((0, 0),) * 3, ((0, 0),) * 3)
@@ -93,8 +87,8 @@ def random_corners(
         int64 array (n, 3). Raises ValueError when the patch is larger than the volume (pad
         first with :func:`pad_to_patch`).
     """
-    volume = _shape3("volume_shape", volume_shape)
-    patch = _shape3("patch_shape", patch_shape)
+    volume = positive_ints(volume_shape, "volume_shape")
+    patch = positive_ints(patch_shape, "patch_shape")
     if any(p > v for p, v in zip(patch, volume, strict=True)):
         raise ValueError(
             f"patch_shape {patch} is larger than the volume {volume} (z, y, x); pad the volume "
@@ -230,8 +224,8 @@ def corners_from_centres(
     The centre of a patch of even size p is voxel p // 2. Clamping keeps each centre voxel
     inside its patch (not necessarily in the middle) when it is near a border.
     """
-    volume = np.asarray(_shape3("volume_shape", volume_shape))
-    patch = np.asarray(_shape3("patch_shape", patch_shape))
+    volume = np.asarray(positive_ints(volume_shape, "volume_shape"))
+    patch = np.asarray(positive_ints(patch_shape, "patch_shape"))
     if np.any(patch > volume):
         raise ValueError(
             f"patch_shape {tuple(patch)} is larger than the volume {tuple(volume)} (z, y, x); "
@@ -253,7 +247,7 @@ def extract_patches(
         ``(patches (n, pz, py, px, c), label_patches (n, pz, py, px) or None)``.
     """
     _check_pair(image, label)
-    patch = _shape3("patch_shape", patch_shape)
+    patch = positive_ints(patch_shape, "patch_shape")
     corners = np.asarray(corners, dtype=np.int64).reshape(-1, 3)
     if corners.size and (
         np.any(corners < 0) or np.any(corners + np.asarray(patch) > np.asarray(image.shape[:3]))

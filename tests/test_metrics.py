@@ -4,7 +4,16 @@ import keras
 import numpy as np
 import pytest
 
-from medzoo.metrics import PSNR, SSIM3D, DiceScore, dice_per_label, get_metrics, psnr, ssim3d
+from medzoo.metrics import (
+    PSNR,
+    SSIM3D,
+    DiceScore,
+    dice_of_labels,
+    dice_per_label,
+    get_metrics,
+    psnr,
+    ssim3d,
+)
 
 pytestmark = pytest.mark.backend
 
@@ -70,3 +79,14 @@ def test_get_metrics_by_name():
     assert names == ["dice", "mae", "accuracy", "psnr", "ssim"]
     with pytest.raises(ValueError, match="Unknown metrics"):
         get_metrics(["hausdorff"])
+
+
+def test_dice_of_labels_matches_dice_per_label_on_label_maps():
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 4, size=(6, 7, 8))
+    estimate = np.where(rng.random(truth.shape) < 0.7, truth, rng.integers(0, 3, truth.shape))
+    probs = np.eye(5, dtype="float32")[estimate][None]
+    expected = _np(dice_per_label(truth[None], probs))[0]
+    got = _np(dice_of_labels(truth, estimate, [1, 2, 3, 4]))
+    np.testing.assert_allclose(got[:3], expected[1:4], rtol=1e-6)
+    assert np.isnan(got[3]) and np.isnan(expected[4])  # label 4 is in neither map

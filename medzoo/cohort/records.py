@@ -104,8 +104,8 @@ def resolve_model_ref(model: str | os.PathLike, version: str | None = None) -> M
     if _is_path(model):
         if version is not None:
             raise ValueError(
-                f"--version applies to registry names; {model} is a preset folder, which holds "
-                "exactly one version"
+                f"version (--version) applies to registry names; {model} is a preset folder, "
+                "which holds exactly one version"
             )
         folder = Path(model).expanduser().resolve()
         source, is_path = str(folder), True

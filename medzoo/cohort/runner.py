@@ -111,7 +111,8 @@ def _parse_cluster(cluster: str) -> str:
     if cluster in ("local", "slurm") or cluster.startswith(("tcp://", "tls://")):
         return cluster
     raise ValueError(
-        f"--cluster {cluster!r}: use local, slurm or a scheduler address such as tcp://host:8786"
+        f"cluster {cluster!r} (--cluster): use local, slurm or a scheduler address such as "
+        "tcp://host:8786"
     )
 
 
@@ -122,7 +123,7 @@ def slurm_cluster(workers: int, options: ClusterOptions) -> Any:
         from dask_jobqueue import SLURMCluster
     except ImportError as err:
         raise ValueError(
-            "--cluster slurm needs dask-jobqueue: pip install 'medzoo[slurm]'"
+            "cluster 'slurm' needs dask-jobqueue: pip install 'medzoo[slurm]'"
         ) from err
     cores = options.cores or 4
     kwargs: dict[str, Any] = {
@@ -148,8 +149,9 @@ def slurm_cluster(workers: int, options: ClusterOptions) -> Any:
         return SLURMCluster(**kwargs)
     except ValueError as err:
         raise ValueError(
-            f"--cluster slurm: {err}; give --worker-memory (and --partition, --walltime) or "
-            "set them in ~/.config/dask/jobqueue.yaml"
+            f"cluster 'slurm': {err}; give ClusterOptions.memory (and partition, walltime; "
+            "--worker-memory, --partition, --walltime on the command line) or set them in "
+            "~/.config/dask/jobqueue.yaml"
         ) from err
 
 
@@ -176,7 +178,7 @@ def open_client(
                 yield opened
         except TimeoutError as err:  # an OSError: say what timed out
             raise ValueError(
-                f"--cluster {cluster}: Dask timed out ({err or 'no answer'}) starting or reaching "
+                f"cluster {cluster}: Dask timed out ({err or 'no answer'}) starting or reaching "
                 "the workers; check the scheduler address, or that the machine is not overloaded"
             ) from err
 
@@ -190,7 +192,7 @@ def _open_client(
     options = options or ClusterOptions()
     cluster = _parse_cluster(cluster)
     if workers is not None and workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
+        raise ValueError(f"workers (--workers) must be at least 1, got {workers}")
     if cluster == "local":
         count = workers or 2
         threads = str(max(1, (os.cpu_count() or 1) // count))
@@ -337,9 +339,9 @@ def run_cohort(
     """
     started = time.perf_counter()
     if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"--overlap must be in [0, 1), got {overlap}")
+        raise ValueError(f"overlap (--overlap) must be in [0, 1), got {overlap}")
     if batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+        raise ValueError(f"batch_size (--batch-size) must be at least 1, got {batch_size}")
     ref = resolve_model_ref(model, version)
     spec = read_metadata(ref.folder)["spec"]["input"]
     out = Path(outdir).expanduser().resolve()
@@ -502,6 +504,7 @@ def _lost_message(err: BaseException) -> str:
     if name == "KilledWorker":
         return (
             "the worker process died every time it ran this subject (out of memory, or a crash "
-            "in native code); give workers more memory (--worker-memory) or check the scan"
+            "in native code); give workers more memory (ClusterOptions.memory, --worker-memory) or "
+            "check the scan"
         )
     return " ".join(str(err).split()) or repr(err)

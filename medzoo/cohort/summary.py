@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from medzoo.hub._files import atomic_write_bytes
+from medzoo.tasks import get_task
 
 __all__ = ["FAILURE_COLUMNS", "slug", "summary_row", "write_table"]
 
@@ -67,7 +68,7 @@ def summary_row(prediction: Any, written: Mapping[str, Path], subject: str) -> d
         row["intracranial_ml"] = f"{inside * voxel_ml:.3f}"
     units = prediction.spec.output.units
     for name, value in prediction.values.items():
-        if prediction.task == "classification":
+        if get_task(prediction.task).values_are_probabilities:
             key = f"p_{slug(name)}"
         else:
             key = slug(name) + (f"_{slug(units)}" if units else "")

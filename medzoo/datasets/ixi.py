@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import SimpleITK as sitk  # noqa: N813
 from tqdm.auto import tqdm
 
+from medzoo import _http
+from medzoo._checks import positive_ints, positive_mm
 from medzoo.io import array_to_image, image_to_array, read_image, write_image
 from medzoo.preprocessing import crop_or_pad, reorient, resample_to_grid, resample_to_spacing
 
@@ -165,15 +167,10 @@ def _http_get(url: str, part: Path, progress: bool) -> None:
     HTTP or network errors.
     """
     have = part.stat().st_size if part.is_file() else 0
-    headers = {"User-Agent": "medzoo", "Accept-Encoding": "identity"}
-    if have:
-        headers["Range"] = f"bytes={have}-"
     try:
-        response = urllib.request.urlopen(
-            urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S
-        )
+        response, have = _http.open_range(url, have, TIMEOUT_S)
     except urllib.error.HTTPError as err:
-        total = _content_range_total(err.headers.get("Content-Range", ""))
+        total = _http.content_range_total(err.headers.get("Content-Range", ""))
         if err.code == 416 and have:
             if total == have:
                 return  # the previous run stopped after the last byte, before the rename
@@ -187,9 +184,6 @@ def _http_get(url: str, part: Path, progress: bool) -> None:
     except urllib.error.URLError as err:
         raise DownloadError(f"{url}: {err.reason}. " + _by_hand(url, part.parent)) from err
     with response:
-        if have and response.status != 206:
-            logger.info("%s: the server ignored the Range request; downloading from the start", url)
-            have = 0
         if have:
             content_range = response.headers.get("Content-Range", "")
             if not content_range.startswith(f"bytes {have}-"):
@@ -197,25 +191,11 @@ def _http_get(url: str, part: Path, progress: bool) -> None:
                     f"{url}: asked for the bytes from {have}, got Content-Range "
                     f"{content_range!r}; delete {part} and run again"
                 )
-            total = _content_range_total(content_range)
+            total = _http.content_range_total(content_range)
         else:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-        with (
-            open(part, "ab" if have else "wb") as out,
-            tqdm(
-                total=total,
-                initial=have,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=part.name.removesuffix(".part"),
-                disable=not progress,
-            ) as bar,
-        ):
-            while chunk := response.read(_CHUNK):
-                out.write(chunk)
-                bar.update(len(chunk))
+        _http.append_body(response, part, have, total=total, chunk=_CHUNK, progress=progress)
     got = part.stat().st_size
     if total is not None and got < total:
         raise ConnectionError(f"the connection closed after {got} of {total} bytes")
@@ -234,11 +214,6 @@ def _remote_size(url: str) -> int | None:
         logger.warning("%s: cannot check the remote size (%s); keeping the local file", url, err)
         return None
     return int(length) if length and length.isdigit() else None
-
-
-def _content_range_total(value: str) -> int | None:
-    total = value.rpartition("/")[2]
-    return int(total) if total.isdigit() else None
 
 
 def _by_hand(url: str, folder: Path) -> str:
@@ -367,12 +342,8 @@ def prepare_ixi(
         ValueError: bad arguments, an unsafe or damaged archive, or no subject could be prepared.
     """
     modalities = _check_modalities(modalities)
-    spacing = tuple(float(s) for s in spacing_mm)
-    if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
-        raise ValueError(f"spacing_mm must be 3 positive numbers (x, y, z) in mm, got {spacing_mm}")
-    shape = tuple(int(s) for s in shape_zyx)
-    if len(shape) != 3 or min(shape) < 1 or shape != tuple(shape_zyx):
-        raise ValueError(f"shape_zyx must be 3 positive integers (z, y, x), got {shape_zyx}")
+    spacing = positive_mm(spacing_mm, "spacing_mm")
+    shape = positive_ints(shape_zyx, "shape_zyx")
     raw, out = Path(raw_dir).expanduser(), Path(out_dir).expanduser()
     xls = raw / SPREADSHEET
     if not xls.is_file():

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medzoo.io import Geometry, read_image, read_label
+from medzoo.geometry import Geometry
+from medzoo.io import read_image, read_label
 from medzoo.labels import MRBRAINS13_LABELS
 
 if TYPE_CHECKING:

@@ -32,12 +32,10 @@ import logging
 import os
 import shutil
 import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
-from tqdm.auto import tqdm
-
+from medzoo import _http
 from medzoo.hub._files import inside, sha256_file
 from medzoo.hub.errors import (
     ChecksumMismatchError,
@@ -337,12 +335,8 @@ def _http_get(url: str, part: Path, offset: int, size: int) -> None:
     """Append bytes ``offset..size-1`` of ``url`` to ``part`` (restarting if the server ignores
     the Range header); raises WeightsUnavailableError on HTTP errors, IncompleteRead or
     ConnectionError when the transfer stops early."""
-    headers = {"User-Agent": "medzoo", "Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+        response, offset = _http.open_range(url, offset, TIMEOUT_S)
     except urllib.error.HTTPError as err:
         raise WeightsUnavailableError(f"{url}: HTTP {err.code} {err.reason}") from err
     except urllib.error.URLError as err:
@@ -350,9 +344,6 @@ def _http_get(url: str, part: Path, offset: int, size: int) -> None:
             raise err.reason from err
         raise WeightsUnavailableError(f"{url}: {err.reason}") from err
     with response:
-        if offset and response.status != 206:
-            logger.info("%s: the server ignored the Range request; downloading from the start", url)
-            offset = 0
         length = response.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) != size - offset:
             raise WeightsUnavailableError(
@@ -368,15 +359,7 @@ def _http_get(url: str, part: Path, offset: int, size: int) -> None:
                 f"{url}: asked for bytes from {offset}, got Content-Range "
                 f"{response.headers.get('Content-Range')!r}"
             )
-        with (
-            open(part, "ab" if offset else "wb") as f,
-            tqdm(total=size, initial=offset, unit="B", unit_scale=True, desc=part.stem) as bar,
-        ):
-            written = offset
-            while written <= size and (chunk := response.read(min(_CHUNK, size + 1 - written))):
-                f.write(chunk)
-                written += len(chunk)
-                bar.update(len(chunk))
+        written = _http.append_body(response, part, offset, total=size, chunk=_CHUNK, limit=size)
     if written < size:
         raise ConnectionError(f"the connection closed after {written} of {size} bytes")
 

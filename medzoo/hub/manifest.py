@@ -7,7 +7,7 @@ Schema (``schema_version`` 1)::
       "$comment": "free text; any top-level key starting with '$' is a comment",
       "models": {
         "<name>": {                              # registry name, e.g. "unet3d_mrbrains"
-          "task": "segmentation",                # one of medzoo.registry.TASKS
+          "task": "segmentation",                # one of medzoo.spec.TASKS
           "default_version": "1.0.0",            # a key of "versions"
           "versions": {
             "1.0.0": {                           # MAJOR.MINOR.PATCH[-prerelease]
@@ -59,6 +59,7 @@ from urllib.parse import urlsplit
 
 from medzoo.hub._files import SAFE_NAME, atomic_write_bytes
 from medzoo.hub.errors import ManifestError, VersionExistsError
+from medzoo.spec import TASKS  # the tasks a manifest entry may declare
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +67,6 @@ SCHEMA_VERSION = 1
 MANIFEST_NAME = "weights_manifest.json"
 #: The files every published version carries (more may be listed).
 PRESET_FILES = ("config.json", "model.weights.h5", "metadata.json", "README.md")
-#: The tasks a manifest entry may declare (same as medzoo.registry.TASKS, kept here so that reading
-#: a manifest does not import Keras).
-TASKS = ("segmentation", "regression", "classification", "autoencoder", "super_resolution")
 
 COMMENT = (
     "medzoo weights manifest, schema 1 (documented in medzoo/hub/manifest.py and README.md, "

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 
 import SimpleITK as sitk  # noqa: N813
 
+from medzoo.geometry import Geometry
 from medzoo.inference.input_checks import check_overlap, checked_scan
-from medzoo.io import Geometry, read_image
+from medzoo.io import read_image
 from medzoo.preprocessing import resample_to_grid
 from medzoo.registry import InputSpec
 

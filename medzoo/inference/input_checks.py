@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.io import NONFINITE_METADATA_KEY, Geometry, ScanPath
+from medzoo.geometry import Geometry
+from medzoo.io import NONFINITE_METADATA_KEY, ScanPath
 
 __all__ = [
     "MAX_SPACING_MM",

@@ -8,7 +8,7 @@ The pipeline, driven by the model's spec (:func:`medzoo.registry.spec_of`):
    anti-aliasing when coarsening) to ``spec.input.spacing_mm``
    (:func:`medzoo.preprocessing.to_model_space`);
 3. intensities are normalised per channel as ``spec.input.normalization`` says
-   (:mod:`medzoo.inference.intensity`);
+   (:mod:`medzoo.normalization`);
 4. the model-space volume is cropped to the head: the bounding box of its foreground voxels
    (any given channel above the background threshold, see ``predict``) grown by up to
    ``head_margin_mm`` on every side, as far as that adds no window; then the network runs
@@ -53,8 +53,8 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 from tqdm.auto import tqdm
 
+from medzoo.geometry import Geometry
 from medzoo.inference.channels import Inputs, gather_channels
-from medzoo.inference.intensity import IntensityMap, fit_normalization
 from medzoo.inference.memory import check_memory
 from medzoo.inference.tta import flip_sets, left_right_axis, swap_permutation, with_flips
 from medzoo.inference.window import (
@@ -64,7 +64,8 @@ from medzoo.inference.window import (
     sliding_window,
     window_average,
 )
-from medzoo.io import Geometry, array_to_image
+from medzoo.io import array_to_image
+from medzoo.normalization import IntensityMap, fit_normalization
 from medzoo.preprocessing import (
     covering_box,
     crop_or_pad,
@@ -72,6 +73,7 @@ from medzoo.preprocessing import (
     to_model_space,
 )
 from medzoo.registry import InputSpec, ModelSpec, build, spec_of
+from medzoo.tasks import get_task
 
 __all__ = ["RANDOM_WEIGHTS", "Prediction", "predict", "resolve_model"]
 
@@ -262,9 +264,12 @@ def predict(
     )
     model, weights = resolve_model(model_or_name, random_weights=random_weights)
     spec = spec_of(model)
-    runner = _RUNNERS.get(spec.task)
-    if runner is None:
-        raise ValueError(f"model {spec.name!r} has task {spec.task!r}, which predict cannot run")
+    try:
+        task = get_task(spec)  # before any voxel is read
+    except ValueError:
+        raise ValueError(
+            f"model {spec.name!r} has task {spec.task!r}, which predict cannot run"
+        ) from None
     check_memory(spec, inputs, probabilities=probabilities)  # before any voxel is read
     images = gather_channels(inputs, spec.input, resample=resample_inputs)
     scan = next(iter(images.values()))
@@ -278,7 +283,7 @@ def predict(
             tuple(spec.input.patch_size),
             overlap,
             margin,
-            crop=spec.task != "autoencoder",
+            crop=task.crops_to_head,
         )
     volume, foreground, model_grid, maps = _model_volume(images, spec.input, head)
     del images
@@ -299,7 +304,7 @@ def predict(
     # once the windows have run (before the outputs are made on the scan's grid).
     held = [volume, foreground]
     del volume, foreground
-    runner(prediction, model, held, model_grid, native, maps, options)
+    task.run(prediction, model, held, model_grid, native, maps, options)
     if prediction.windows is not None:
         logger.info(
             "%s: %d windows, %d skipped as background (%.0f %%)",
@@ -663,13 +668,7 @@ def _image_level(pred, model, held, model_grid, native, maps, opt) -> None:
         pad_value=spec.input.value_range[0],
         progress=opt.progress,
     )
-    if spec.task == "classification":
-        names = spec.output.labels or {}
-        pred.values = {names.get(i, f"class {i}"): float(v) for i, v in enumerate(mean)}
-    elif mean.size == 1:
-        pred.values = {"value": float(mean[0])}
-    else:
-        pred.values = {f"value_{i}": float(v) for i, v in enumerate(mean)}
+    pred.values = get_task(spec).values(spec, mean)
 
 
 def _super_resolve(pred, model, held, model_grid, native, maps, opt) -> None:
@@ -702,8 +701,8 @@ def _super_resolve(pred, model, held, model_grid, native, maps, opt) -> None:
         pad_value=low,
         progress=opt.progress,
     )
-    fine_grid = _refined(model_grid, scale)
-    target = _native_fine_grid(native, fine_grid)
+    fine_grid = model_grid.refined(scale)
+    target = native.matched_to(fine_grid)
     pred.images = _images_on(fine, fine_grid, target, maps, spec, opt.fill)
 
 
@@ -743,15 +742,6 @@ def _autoencode(pred, model, held, model_grid, native, maps, opt) -> None:
     pred.images = _images_on(reconstruction, model_grid, native, maps, spec, opt.fill)
 
 
-_RUNNERS = {
-    "segmentation": _segment,
-    "regression": _image_level,
-    "classification": _image_level,
-    "super_resolution": _super_resolve,
-    "autoencoder": _autoencode,
-}
-
-
 # ----------------------------------------------------------------------------- geometry
 
 
@@ -771,29 +761,6 @@ def _images_on(
             values = maps[name].invert(array[..., index]).astype(np.float32, copy=False)
             images[name] = array_to_image(_on_grid(values, grid, target, fill[name]), target)
     return images
-
-
-def _refined(grid: Geometry, scale: Triple) -> Geometry:
-    """``grid`` with voxels ``scale`` (z, y, x) times smaller; outer voxel corners kept."""
-    factors = np.asarray(scale[::-1], float)
-    spacing = np.asarray(grid.spacing) / factors
-    shift = np.asarray(grid.direction).reshape(3, 3) @ ((spacing - np.asarray(grid.spacing)) / 2)
-    size = np.asarray(grid.size) * scale[::-1]
-    return Geometry(np.asarray(grid.origin) + shift, spacing, grid.direction, size)
-
-
-def _native_fine_grid(native: Geometry, fine_grid: Geometry) -> Geometry:
-    """The native grid (same direction and extent) with the model's output spacing (that of
-    ``fine_grid``), each native axis taking the spacing of the model axis closest to it; outer
-    corners kept."""
-    native_axes = np.asarray(native.direction).reshape(3, 3)
-    model_axes = np.asarray(fine_grid.direction).reshape(3, 3)
-    closest = np.abs(native_axes.T @ model_axes).argmax(axis=1)
-    spacing = np.asarray([fine_grid.spacing[j] for j in closest], float)
-    old = np.asarray(native.spacing)
-    size = [max(1, round(n * o / s)) for n, o, s in zip(native.size, old, spacing, strict=True)]
-    origin = np.asarray(native.origin) + native_axes @ ((spacing - old) / 2)
-    return Geometry(origin, spacing, native.direction, size)
 
 
 def _check_same_channels(spec: ModelSpec, channels: int) -> None:

@@ -24,10 +24,12 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
 import medzoo
+from medzoo.geometry import Geometry
 from medzoo.inference.outputs import check_output_dir, staged_output_dir
 from medzoo.inference.predict import Prediction
-from medzoo.io import SOURCE_METADATA_KEY, Geometry, write_image
+from medzoo.io import SOURCE_METADATA_KEY, write_image
 from medzoo.preprocessing import reorient
+from medzoo.tasks import get_task
 
 __all__ = ["label_volumes", "orthogonal_slices", "write_outputs"]
 
@@ -97,13 +99,14 @@ def _write_all(prediction: Prediction, outdir: Path) -> dict[str, Path]:
             orthogonal_slices(pred.scan, pred.labels), outdir / "overlay.png"
         )
     if pred.values:
-        units = pred.spec.output.units or ("probability" if pred.task == "classification" else "")
+        probabilities = get_task(pred.task).values_are_probabilities
+        units = pred.spec.output.units or ("probability" if probabilities else "")
         rows = [
             {"quantity": name, "value": f"{value:.6g}", "units": units, "weights": pred.weights}
             for name, value in pred.values.items()
         ]
         written["values"] = _write_csv(outdir / "values.csv", rows)
-    prefix = "superres" if pred.task == "super_resolution" else "reconstruction"
+    prefix = get_task(pred.task).image_prefix
     for channel, image in pred.images.items():
         written[f"{prefix}_{channel}"] = write_image(
             image, outdir / f"{prefix}_{channel}.nii.gz", like=like

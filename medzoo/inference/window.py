@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from medzoo._checks import positive_ints
 from medzoo.preprocessing import crop_or_pad
 
 __all__ = [
@@ -90,7 +91,7 @@ class WindowGrid:
         """Positions of ``window`` (z, y, x voxels) over ``shape`` (z, y, x voxels, each at
         least the window) with neighbours overlapping by at least ``overlap`` (a fraction in
         [0, 1)) of the window and, with a ``margin``, by at least ``2 * margin`` voxels."""
-        shape, window = _triple(shape, "shape"), _triple(window, "window")
+        shape, window = positive_ints(shape, "shape"), positive_ints(window, "window")
         _check_overlap(overlap)
         if any(s < w for s, w in zip(shape, window, strict=True)):
             raise ValueError(
@@ -142,7 +143,7 @@ def blend_weights(
         borders: per axis (z, y, x), whether the window's (first, last) face lies on the volume's
             border, where the margin is kept.
     """
-    window = _triple(window, "window")
+    window = positive_ints(window, "window")
     if blend not in BLENDS:
         raise ValueError(f"blend={blend!r} is not supported; use one of {list(BLENDS)}")
     margins = (margin,) * 3 if isinstance(margin, (int, np.integer)) else tuple(margin)
@@ -203,8 +204,8 @@ def sliding_window(
     """
     volume, window, scale = (
         _check_volume(volume),
-        _triple(window, "window"),
-        _triple(scale, "scale"),
+        positive_ints(window, "window"),
+        positive_ints(scale, "scale", unit=""),
     )
     foreground = _check_foreground(foreground, volume)
     fill = np.zeros(channels, np.float32) if background is None else np.asarray(background)
@@ -267,7 +268,7 @@ def window_average(
     Returns:
         ``(mean_output, stats)``: the mean output vector (float64) and the window counts.
     """
-    volume, window = _check_volume(volume), _triple(window, "window")
+    volume, window = _check_volume(volume), positive_ints(window, "window")
     foreground = _check_foreground(foreground, volume)
     padded, croppad = _pad_to_window(volume, window, pad_value)
     if foreground is not None and croppad is not None:
@@ -380,10 +381,3 @@ def _check_overlap(overlap: float) -> None:
         raise ValueError(
             f"overlap must be a fraction of the window in [0, 1) (e.g. 0.5), got {overlap!r}"
         )
-
-
-def _triple(values: Sequence[int], name: str) -> Triple:
-    out = tuple(int(v) for v in values)
-    if len(out) != 3 or any(v < 1 for v in out) or list(out) != [v for v in values]:
-        raise ValueError(f"{name} must be 3 positive integers (z, y, x), got {tuple(values)!r}")
-    return out

@@ -6,7 +6,8 @@ independent implementation). Modules:
 
 - :mod:`~medzoo.synth.labels`: label schemes, :data:`MRBRAINS13_LABELS`, :func:`to_mrbrains13`.
 - :mod:`~medzoo.synth.anatomy`: bundled atlases (:func:`load_atlas`) and subject label maps.
-- :mod:`~medzoo.synth.cohort`: :class:`Subject`, :func:`make_cohort` and the ageing/sex effects
+- :mod:`~medzoo.synth.cohort`: :class:`Person` (a synthetic person; ``Subject`` is its old
+  name), :func:`make_cohort` and the ageing/sex effects
   with their literature sources.
 - :mod:`~medzoo.synth.contrasts`: tissue intensity profiles of T1, T1_IR, T2_FLAIR, T2, PD.
 - :mod:`~medzoo.synth.config`: :class:`SynthConfig`, every range in one serialisable place.
@@ -32,6 +33,7 @@ _LAZY = {
     "LabelMapBank": "medzoo.synth.randomized",
     "RandomizedConfig": "medzoo.synth.randomized",
     "RandomizedRenderer": "medzoo.synth.randomized",
+    "Person": "medzoo.synth.cohort",
     "Subject": "medzoo.synth.cohort",
     "SynthConfig": "medzoo.synth.config",
     "SynthSample": "medzoo.synth.engine",

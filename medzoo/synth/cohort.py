@@ -1,6 +1,6 @@
 """Synthetic cohorts: subjects with an age and a sex whose anatomy follows population trends.
 
-The engine turns a :class:`Subject` into a label map by morphology on the atlas (see
+The engine turns a :class:`Person` into a label map by morphology on the atlas (see
 :mod:`medzoo.synth.anatomy`): the lateral ventricles grow into the surrounding white matter,
 the cortex is eroded from its CSF side into CSF, white-matter lesions are placed, and the whole
 head is scaled for intracranial volume (ICV). A model trained on a cohort must therefore learn
@@ -42,6 +42,7 @@ import numpy as np
 
 __all__ = [
     "REFERENCE_AGE",
+    "Person",
     "Subject",
     "cortex_factor",
     "icv_factor",
@@ -99,7 +100,7 @@ def icv_factor(sex: str) -> float:
 
 
 @dataclass(frozen=True)
-class Subject:
+class Person:
     """One synthetic person: what the engine needs to build their anatomy.
 
     Attributes:
@@ -142,7 +143,7 @@ class Subject:
                 )
 
     @classmethod
-    def typical(cls, age: float, sex: str, subject_id: str = "typical", seed: int = 0) -> Subject:
+    def typical(cls, age: float, sex: str, subject_id: str = "typical", seed: int = 0) -> Person:
         """The population-mean subject of this age and sex (no between-subject variability)."""
         return cls(
             subject_id=subject_id,
@@ -160,9 +161,13 @@ class Subject:
         return asdict(self)
 
 
-def _individual(rng: np.random.Generator, age: float, sex: str, subject_id: str) -> Subject:
+#: The old name of :class:`Person` (``medzoo.data.Subject`` is a data record, not a person).
+Subject = Person
+
+
+def _individual(rng: np.random.Generator, age: float, sex: str, subject_id: str) -> Person:
     z = rng.standard_normal(4)
-    return Subject(
+    return Person(
         subject_id=subject_id,
         age=age,
         sex=sex,
@@ -183,7 +188,7 @@ def random_subject(
     age_range: tuple[float, float] = (20.0, 86.0),
     male_probability: float = 0.5,
     subject_id: str = "random",
-) -> Subject:
+) -> Person:
     """One subject with uniform age in ``age_range`` (years), male with ``male_probability``."""
     age = float(rng.uniform(*age_range))
     sex = "M" if rng.random() < male_probability else "F"
@@ -192,7 +197,7 @@ def random_subject(
 
 def make_cohort(
     n: int, age_range: tuple[float, float] = (20, 86), sex_ratio: float = 0.5, seed: int = 0
-) -> list[Subject]:
+) -> list[Person]:
     """A reproducible cohort of ``n`` subjects.
 
     Args:

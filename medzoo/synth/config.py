@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from medzoo._checks import positive_ints
 from medzoo.synth.contrasts import CONTRASTS
 
 __all__ = ["SynthConfig"]
@@ -107,7 +108,9 @@ class SynthConfig:
         for name, (low, high, unit) in _RANGES.items():
             object.__setattr__(self, name, _range(name, getattr(self, name), low, high, unit))
         object.__setattr__(self, "contrasts", _contrasts(self.contrasts))
-        object.__setattr__(self, "output_shape", _shape(self.output_shape))
+        object.__setattr__(
+            self, "output_shape", positive_ints(self.output_shape, "SynthConfig.output_shape")
+        )
         object.__setattr__(self, "output_spacing", _spacing(self.output_spacing))
         object.__setattr__(self, "slice_axes", _slice_axes(self.slice_axes))
         for name in ("male_probability", "random_contrast_probability"):
@@ -186,20 +189,6 @@ def _contrasts(value: Any) -> tuple[str, ...]:
             f"{list(CONTRASTS)}"
         )
     return names
-
-
-def _shape(value: Any) -> tuple[int, int, int]:
-    try:
-        shape = tuple(int(v) for v in value)
-        ok = len(shape) == 3 and all(v >= 1 and v == f for v, f in zip(shape, value, strict=True))
-    except (TypeError, ValueError):
-        shape, ok = (), False
-    if not ok:
-        raise ValueError(
-            f"SynthConfig.output_shape: expected 3 positive integers (z, y, x) in voxels, got "
-            f"{value!r}"
-        )
-    return shape
 
 
 def _spacing(value: Any) -> tuple[float, float, float]:

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.io import Geometry
+from medzoo.geometry import Geometry
 from medzoo.synth.anatomy import CSF, HULL_DISTANCE_STEP_MM, Anatomy, get_anatomy
-from medzoo.synth.cohort import Subject, random_subject
+from medzoo.synth.cohort import Person, random_subject
 from medzoo.synth.config import SynthConfig
 from medzoo.synth.contrasts import draw_profile
 from medzoo.synth.fields import SmoothField
@@ -72,7 +72,7 @@ class SynthSample:
     labels: np.ndarray
     geometry: Geometry
     contrasts: tuple[str, ...]
-    subject: Subject
+    subject: Person
     acquisition_spacing: tuple[float, float, float]
 
 
@@ -110,7 +110,7 @@ class _Placement:
         labels: np.ndarray,
         extent: np.ndarray,
         cfg: SynthConfig,
-        subject: Subject,
+        subject: Person,
         rng: np.random.Generator,
     ) -> None:
         self.anatomy = anatomy
@@ -231,7 +231,7 @@ class Synthesizer:
 
         synth = Synthesizer(SynthConfig(contrasts=("T1", "T2_FLAIR"), output_shape=(64,) * 3))
         sample = synth.sample(seed=7)                      # a random adult
-        older = synth.sample(seed=7, subject=Subject.typical(80, "F"))
+        older = synth.sample(seed=7, subject=Person.typical(80, "F"))
     """
 
     def __init__(self, config: SynthConfig | None = None) -> None:
@@ -239,7 +239,7 @@ class Synthesizer:
         self.anatomy = get_anatomy(self.config.atlas)
 
     def sample(
-        self, seed: int | np.random.Generator | None = None, subject: Subject | None = None
+        self, seed: int | np.random.Generator | None = None, subject: Person | None = None
     ) -> SynthSample:
         """One synthetic scan.
 

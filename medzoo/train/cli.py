@@ -56,7 +56,7 @@ def _positive_floats(text: str) -> tuple[float, ...]:
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     """The training options of model ``name`` (defaults shown in ``--help``)."""
     spec = get_spec(name)
-    from medzoo.train.tasks import DEFAULT_BATCH
+    from medzoo.tasks import get_task
 
     patch = ",".join(map(str, spec.input.patch_size))
     add = parser.add_argument
@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         "--batch-size",
         type=int,
         default=None,
-        help=f"examples per batch (default {DEFAULT_BATCH[spec.task]})",
+        help=f"examples per batch (default {get_task(spec).default_batch})",
     )
     add(
         "--patch",

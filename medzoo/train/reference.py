@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.io import Geometry, read_image
+from medzoo.geometry import Geometry
+from medzoo.io import read_image
 
 __all__ = ["TISSUE_IDS", "ReferenceScan", "read_references", "score_tissues", "to_tissues"]
 

@@ -25,10 +25,13 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
+from medzoo._checks import positive_mm
 from medzoo.data import Subject, SubjectData, read_subject
-from medzoo.io import Geometry, array_to_image, read_image, read_label
+from medzoo.geometry import Geometry
+from medzoo.io import array_to_image, read_image, read_label
 from medzoo.registry import ModelSpec
 from medzoo.synth import SynthConfig, Synthesizer, make_cohort
+from medzoo.tasks import get_task
 
 __all__ = [
     "SOURCES",
@@ -45,24 +48,6 @@ __all__ = [
 ]
 
 SOURCES = ("synthetic", "labelmaps", "ixi", "mrbrains13", "real", "mixed")
-
-# Acquisition grids of the held-out synthetic cases, (x, y, z) mm: like the real data each model
-# is meant for, so that validation exercises the resampling to model space.
-_CASE_SPACING = {
-    "segmentation": (0.958, 0.958, 3.0),  # MRBrainS13 T1 / T1-IR / T2-FLAIR
-    "regression": (0.94, 0.94, 1.2),  # IXI T1
-    "classification": (0.94, 0.94, 1.2),
-    "autoencoder": (3.0, 3.0, 3.0),  # the prepared IXI grid
-}
-# Rendered field of view (x, y, z) in mm per task: a whole head, or a brain for segmentation and
-# super-resolution (whose patches see part of it anyway).
-_FOV_MM = {
-    "segmentation": (176.0, 208.0, 168.0),
-    "regression": (192.0, 240.0, 192.0),
-    "classification": (192.0, 240.0, 192.0),
-    "autoencoder": (192.0, 240.0, 192.0),
-    "super_resolution": (144.0, 176.0, 144.0),
-}
 
 
 @dataclass(frozen=True)
@@ -149,17 +134,7 @@ def downsample(image: sitk.Image, factors: Sequence[int]) -> sitk.Image:
             f"downsample: size (z, y, x) = {array.shape} is not a multiple of {tuple(factors)}"
         )
     blocks = array.reshape(z // fz, fz, y // fy, fy, x // fx, fx).mean(axis=(1, 3, 5))
-    fine = Geometry.from_image(image)
-    factor_xyz = np.array([fx, fy, fz], dtype=np.float64)
-    spacing = np.asarray(fine.spacing) * factor_xyz
-    direction = np.asarray(fine.direction).reshape(3, 3)
-    shift = direction @ ((factor_xyz - 1.0) / 2.0 * np.asarray(fine.spacing))
-    coarse = Geometry(
-        origin=tuple(np.asarray(fine.origin) + shift),
-        spacing=tuple(spacing),
-        direction=fine.direction,
-        size=(x // fx, y // fy, z // fz),
-    )
+    coarse = Geometry.from_image(image).coarsened((fz, fy, fx))
     return array_to_image(blocks.astype(np.float32), coarse)
 
 
@@ -201,9 +176,7 @@ class SyntheticSource(Source):
             raise ValueError(f"subjects must be a positive integer, got {subjects!r}")
         self.count = int(subjects)
         self.seed = int(seed)
-        self.fov_mm = tuple(float(v) for v in (fov_mm or _FOV_MM[spec.task]))
-        if len(self.fov_mm) != 3 or min(self.fov_mm) <= 0:
-            raise ValueError(f"fov_mm must be three positive sizes (x, y, z) in mm, got {fov_mm}")
+        self.fov_mm = positive_mm(fov_mm or get_task(spec).fov_mm, "fov_mm")
         self.contrasts = tuple(spec.input.channels)
         self._cohorts: dict[int, list] = {}
         self._train_synth = self._synthesizer(train_spacing(spec))
@@ -251,7 +224,7 @@ class SyntheticSource(Source):
             factors = _sr_factors(self.spec)
             synth = self._synthesizer(train_spacing(self.spec), multiple=factors)
         else:
-            synth = self._synthesizer(_CASE_SPACING[task])
+            synth = self._synthesizer(get_task(task).case_spacing)
         cases = []
         for i, person in enumerate(self._cohort(code, count)):
             sample = synth.sample(seed=np.random.default_rng([self.seed, code, i]), subject=person)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.inference.intensity import fit_normalization
+from medzoo.normalization import fit_normalization
 from medzoo.preprocessing import resample_to_grid
 
 __all__ = ["baselines", "psnr", "score_sr", "ssim_map"]

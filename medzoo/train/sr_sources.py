@@ -32,8 +32,8 @@ import SimpleITK as sitk  # noqa: N813
 
 from medzoo.acquisition import acquire, acquire_array, covered_region
 from medzoo.data import Subject, SubjectData
-from medzoo.inference.intensity import fit_normalization
 from medzoo.io import read_image
+from medzoo.normalization import fit_normalization
 from medzoo.preprocessing import to_model_space
 from medzoo.registry import ModelSpec
 from medzoo.train.sources import Case, Source, _sr_factors, train_spacing

