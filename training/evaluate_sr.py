@@ -7,8 +7,8 @@ against the 1 mm scan by :func:`medzoo.train.sr_eval.score_sr`: PSNR (dB) and SS
 model, SimpleITK B-spline and trilinear, over the whole image and inside the reference brain
 mask (tissues > 0). Prints a Markdown table and writes ``--out`` JSON.
 
-    python training/evaluate_sr.py --version 2.0.0 --out /work/runs/sr-eval-2.0.0.json
-    python training/evaluate_sr.py --weights /work/runs/sr-real/run/checkpoint/best.weights.h5
+    python training/evaluate_sr.py --version 2.0.0 --out runs/sr-eval-2.0.0.json
+    python training/evaluate_sr.py --weights runs/sr-real/run/checkpoint/best.weights.h5
 """
 
 from __future__ import annotations
