@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
+from figure_parts import PAD, caption, grey, row
 from tqdm.auto import tqdm
 
 from medzoo.synth import Subject, SynthConfig, Synthesizer, make_cohort
@@ -31,7 +32,6 @@ CONTRASTS = ("T1", "T1_IR", "T2_FLAIR", "T2", "PD")
 TITLES = ("T1", "T1-IR", "FLAIR", "T2", "PD", "LABELS")
 AGES = (25, 55, 85)
 SLICE_SHAPE = (5, 200, 168)  # (z, y, x) voxels at 1 mm; the middle slice is shown
-PAD = 4
 
 # MRBrainS13 class colours (RGB): background transparent.
 COLOURS = np.array(
@@ -49,48 +49,10 @@ COLOURS = np.array(
     dtype=np.float32,
 )
 
-# A 5x7 pixel font, only the characters the captions use.
-GLYPHS = {
-    "T": ["#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."],
-    "1": ["..#..", ".##..", "..#..", "..#..", "..#..", "..#..", ".###."],
-    "2": [".###.", "#...#", "....#", "...#.", "..#..", ".#...", "#####"],
-    "5": ["#####", "#....", "####.", "....#", "....#", "#...#", ".###."],
-    "8": [".###.", "#...#", "#...#", ".###.", "#...#", "#...#", ".###."],
-    "-": [".....", ".....", ".....", ".###.", ".....", ".....", "....."],
-    "I": [".###.", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."],
-    "R": ["####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#"],
-    "F": ["#####", "#....", "#....", "####.", "#....", "#....", "#...."],
-    "L": ["#....", "#....", "#....", "#....", "#....", "#....", "#####"],
-    "A": [".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"],
-    "P": ["####.", "#...#", "#...#", "####.", "#....", "#....", "#...."],
-    "D": ["####.", "#...#", "#...#", "#...#", "#...#", "#...#", "####."],
-    "B": ["####.", "#...#", "#...#", "####.", "#...#", "#...#", "####."],
-    "E": ["#####", "#....", "#....", "####.", "#....", "#....", "#####"],
-    "S": [".####", "#....", "#....", ".###.", "....#", "....#", "####."],
-    "G": [".###.", "#...#", "#....", "#.###", "#...#", "#...#", ".###."],
-    "M": ["#...#", "##.##", "#.#.#", "#...#", "#...#", "#...#", "#...#"],
-    " ": ["....."] * 7,
-}
-
-
-def caption(text: str, width: int, scale: int = 2) -> np.ndarray:
-    """A (h, width, 3) uint8 strip with ``text`` in white, centred."""
-    glyphs = [np.array([[c == "#" for c in row] for row in GLYPHS[ch]]) for ch in text]
-    line = np.concatenate([np.pad(g, ((0, 0), (0, 1))) for g in glyphs], axis=1)
-    line = np.kron(line, np.ones((scale, scale), dtype=bool))
-    strip = np.zeros((line.shape[0] + 2 * PAD, width, 3), dtype=np.uint8)
-    left = max((width - line.shape[1]) // 2, 0)
-    strip[PAD : PAD + line.shape[0], left : left + line.shape[1]][line[:, : width - left]] = 255
-    return strip
-
 
 def display(slice_yx: np.ndarray) -> np.ndarray:
     """RAS array slice (y, x) -> radiological view (anterior up, patient right on the left)."""
     return slice_yx[::-1, ::-1]
-
-
-def grey(image: np.ndarray) -> np.ndarray:
-    return np.repeat((np.clip(image, 0, 1) * 255).astype(np.uint8)[..., None], 3, axis=-1)
 
 
 def overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -98,11 +60,6 @@ def overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     colour = COLOURS[labels]
     alpha = np.where(labels[..., None] > 0, 0.55, 0.0)
     return (base * (1 - alpha) + colour * alpha).astype(np.uint8)
-
-
-def row(panels: list[np.ndarray]) -> np.ndarray:
-    padded = [np.pad(p, ((PAD, PAD), (PAD, PAD), (0, 0))) for p in panels]
-    return np.concatenate(padded, axis=1)
 
 
 def main(path: Path) -> None:
