@@ -72,6 +72,33 @@ def test_patches_centred_on_the_brain_hold_brain_tissue(bank):
     assert min(brain_share) > 0.2
 
 
+def test_patches_beside_the_head_keep_the_air_dark_as_a_whole_scan_would():
+    """A patch centred in the air beside the head is normalised by the whole head's intensities
+    (as inference normalises the whole scan), so pure air stays near 0 instead of being
+    stretched to [0, 1]; the head in it keeps its contrast (T1 white matter bright)."""
+    array = np.zeros((40, 40, 40), np.int32)
+    array[10:30, 10:30, 10:30] = 2  # a cube of white matter
+    config = RandomizedConfig(
+        patch_shape=(24, 24, 24),
+        brain_centre_probability=0.0,
+        air_centre_probability=1.0,
+        black_background_probability=0.0,
+        random_contrast_probability=0.0,
+        noise_std=(0.0, 0.0),
+        bias_std=(0.0, 0.0),
+        thick_slice_probability=0.0,
+        gamma_std=0.0,
+    )
+    renderer = RandomizedRenderer(LabelMapBank(["cube"], [array]), config)
+    samples = [renderer.sample(seed=s) for s in range(12)]
+    white_share = [np.mean(labels == 3) for _, labels in samples]
+    assert min(white_share) < 0.001 and max(white_share) < 0.2  # beside the head, some pure air
+    for image, labels in samples:
+        assert np.median(image[..., 0][labels == 0]) < 0.15
+        if (labels == 3).any():
+            assert image[..., 0][labels == 3].mean() > 0.7
+
+
 def test_a_saved_bank_loads_back_without_simpleitk(bank, tmp_path):
     bank.save(tmp_path / "bank.npz")
     loaded = LabelMapBank.load(tmp_path / "bank.npz")

@@ -9,7 +9,9 @@ so it works on real scans of any contrast. This is medzoo's own implementation:
    compact uint8 indices. Nothing else is cached: every sample below is new.
 2. Geometry: a random affine (rotation, per-axis scaling, shear) and a smooth random
    displacement about a random centre (a brain voxel most of the time, else any head voxel, so
-   that face and neck appear), sampled with nearest neighbour onto a 1 mm patch grid.
+   that face and neck appear, and now and then any point of the head's box widened by half a
+   patch, so that windows of mostly air appear too), sampled with nearest neighbour onto a 1 mm
+   patch grid.
 3. Intensities, per channel: each label id its own Gaussian (left and right independent), drawn
    either uniformly at random (a random Gaussian mixture) or from a realistic contrast profile of
    :mod:`medzoo.synth.contrasts` with 10 % jitter; the background (air) is dark and either noisy
@@ -19,7 +21,10 @@ so it works on real scans of any contrast. This is medzoo's own implementation:
    voxel size), sampling on the coarse grid, Gaussian noise there, linear interpolation back onto
    the 1 mm grid; then a random gamma.
 5. Normalisation as inference does it (:data:`medzoo.registry.MR_PERCENTILE`): clip to the 0.5 and
-   99.5 percentiles of the non-zero voxels and scale to [0, 1].
+   99.5 percentiles of the non-zero voxels and scale to [0, 1]. Inference takes them over the
+   whole scan, so a patch of mostly air takes them over the whole head (voxels drawn at random
+   from its label map, with the sample's intensities): its air stays dark, as a real scan's air
+   is in a window beside the head, instead of being stretched to [0, 1].
 
 Optional channels that a sample leaves out are filled with ``absent_value`` (outside [0, 1]), so
 the network learns that value as "no scan", never as a copy of another channel.
@@ -57,6 +62,9 @@ _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 #: eyes, muscles, other soft tissue) are background.
 _EXTRA_BRAIN = {25: 4, 57: 4, 30: 3, 62: 3, 72: 6, 85: 3}
 HEAD_TISSUE_IDS = range(100, 1000)
+
+#: Voxels drawn from the whole head to normalise a patch of mostly air.
+_REFERENCE_SIZE = 20_000
 
 
 def _class_of(label_id: int) -> int:
@@ -203,6 +211,10 @@ class RandomizedConfig:
         absent_value: the value that fills an absent channel.
         brain_centre_probability: chance that the patch centres on a brain voxel (else any head
             voxel).
+        air_centre_probability: chance that a patch not centred on the brain centres anywhere
+            in the head's bounding box widened by half a patch on every side (mostly air;
+            normalised by the whole head's intensities) instead of on a head voxel. The default
+            1/3 makes 10 % of all patches (with ``brain_centre_probability`` 0.7).
         rotation_deg: maximum rotation about each axis, degrees.
         scaling: per-axis scale range.
         shear: maximum shear coefficient.
@@ -226,6 +238,7 @@ class RandomizedConfig:
     optional_channel_probability: float = 0.25
     absent_value: float = -1.0
     brain_centre_probability: float = 0.7
+    air_centre_probability: float = 1.0 / 3.0
     rotation_deg: float = 15.0
     scaling: tuple[float, float] = (0.85, 1.15)
     shear: float = 0.05
@@ -358,10 +371,17 @@ class RandomizedRenderer:
         """
         cfg = self.config
         rng = np.random.default_rng(seed)
-        r_geo, r_channels = rng.spawn(2)
+        r_geo, r_channels, r_air = rng.spawn(3)
         if subject is None:
             subject = int(r_geo.integers(len(self.bank)))
-        index = self._place(self.bank.maps[subject], r_geo)
+        label_map = self.bank.maps[subject]
+        index, in_air = self._place(label_map, r_geo, r_air)
+        # Whole-head voxels whose intensities set an air patch's normalisation (see _normalise).
+        reference = (
+            label_map.index.reshape(-1)[r_air.integers(label_map.index.size, size=_REFERENCE_SIZE)]
+            if in_air
+            else None
+        )
         labels = self.bank.classes[index].astype(np.int32)
         present = [True] + [
             bool(r.random() < cfg.optional_channel_probability)
@@ -376,20 +396,30 @@ class RandomizedRenderer:
             if not present[k]:
                 channels.append(np.full(index.shape, cfg.absent_value, np.float32))
                 continue
-            channels.append(self._channel(index, contrast, resolution, r))
+            channels.append(self._channel(index, contrast, resolution, r, reference))
         return np.stack(channels, axis=-1), labels
 
     # ------------------------------------------------------------------------ geometry
 
-    def _place(self, label_map: LabelMap, rng: np.random.Generator) -> np.ndarray:
+    def _place(
+        self, label_map: LabelMap, rng: np.random.Generator, air_rng: np.random.Generator
+    ) -> tuple[np.ndarray, bool]:
+        """Label indices of the patch, and whether it is centred in the air box (the map's box
+        widened by half a patch; beyond the map is air)."""
         cfg = self.config
         shape = cfg.patch_shape
-        pool = (
-            label_map.brain_voxels
-            if rng.random() < cfg.brain_centre_probability
-            else label_map.head_voxels
-        )
-        centre = pool[rng.integers(len(pool))].astype(np.float64)
+        in_air = False
+        if rng.random() < cfg.brain_centre_probability:
+            pool = label_map.brain_voxels
+        elif air_rng.random() < cfg.air_centre_probability:
+            pool, in_air = None, True
+        else:
+            pool = label_map.head_voxels
+        if pool is None:
+            half = np.asarray(shape, dtype=np.float64) / 2.0
+            centre = air_rng.uniform(-half, np.asarray(label_map.index.shape) - 1 + half)
+        else:
+            centre = pool[rng.integers(len(pool))].astype(np.float64)
         angles = np.deg2rad(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg, 3))
         shear = np.eye(3)
         shear[np.triu_indices(3, 1)] = rng.uniform(-cfg.shear, cfg.shear, 3)
@@ -409,7 +439,7 @@ class RandomizedRenderer:
         index = np.where(valid, source.reshape(-1)[flat], 0).reshape(shape)
         if rng.random() < cfg.flip_probability:
             index = index[:, :, ::-1]
-        return np.ascontiguousarray(index)
+        return np.ascontiguousarray(index), in_air
 
     def _resolution(self, rng: np.random.Generator) -> np.ndarray:
         """Acquired voxel size (z, y, x) in mm, shared by the channels of a sample."""
@@ -442,7 +472,12 @@ class RandomizedRenderer:
         return means.astype(np.float32), stds.astype(np.float32), black
 
     def _channel(
-        self, index: np.ndarray, contrast: str, voxel_mm: np.ndarray, rng: np.random.Generator
+        self,
+        index: np.ndarray,
+        contrast: str,
+        voxel_mm: np.ndarray,
+        rng: np.random.Generator,
+        reference: np.ndarray | None = None,
     ) -> np.ndarray:
         cfg = self.config
         means, stds, black = self._means_stds(contrast, rng)
@@ -462,10 +497,19 @@ class RandomizedRenderer:
         image = np.abs(image)
         if black:
             image[self._air[index]] = 0.0
-        return self._normalise(image, rng)
+        if reference is not None:
+            reference = np.abs(
+                means[reference] + stds[reference] * rng.standard_normal(reference.shape)
+            )
+        return self._normalise(image, rng, reference)
 
-    def _normalise(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        nonzero = image[image > 0]
+    def _normalise(
+        self, image: np.ndarray, rng: np.random.Generator, reference: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Clip to the 0.5 / 99.5 percentiles of the non-zero voxels of ``reference`` (whole-head
+        intensities; None: the image itself), scale to [0, 1], apply a random gamma."""
+        values = image if reference is None else reference
+        nonzero = values[values > 0]
         if nonzero.size == 0:
             return image.astype(np.float32)
         low, high = np.percentile(nonzero, (0.5, 99.5))
