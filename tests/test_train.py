@@ -138,7 +138,12 @@ def test_resume_drops_rows_past_the_checkpoint_and_takes_a_new_learning_rate(tmp
     ]
     last = keras.saving.load_model(out / "checkpoint" / "last.keras", safe_mode=True)
     assert float(keras.ops.convert_to_numpy(last.optimizer.learning_rate)) == pytest.approx(2e-4)
-    metadata = json.loads((out / "presets" / name / "1.0.1" / "metadata.json").read_text())
+    # the same rate again (as a resume script repeats it) is no change to record
+    args = tiny_args(name, out, steps=7, version="1.0.2", lr="2e-4")
+    assert run_script(name, *args, "--resume") == 0
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert [change["step"] for change in state["learning_rate_changes"]] == [4]
+    metadata = json.loads((out / "presets" / name / "1.0.2" / "metadata.json").read_text())
     assert metadata["training_data"]["learning_rate"] == pytest.approx(2e-4)
 
 
