@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.train.reference import read_references, score_tissues, to_tissues
+from medzoo.train.reference import head_mask, read_references, score_tissues, to_tissues
 
 
 def _image(array: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> sitk.Image:
@@ -74,3 +74,23 @@ def test_reference_folders_are_checked(tmp_path):
     (tmp_path / "cases.json").write_text(json.dumps([{**entry, "split": "train"}]))
     with pytest.raises(ValueError, match="split 'train'"):
         read_references(tmp_path)
+
+
+def test_labels_in_the_air_are_measured_against_the_scans_own_head():
+    """head_mask finds a head (bright skin, dark skull, bright brain) in noisy air, dark skull
+    included; labels in the air count as outside_head_ml, labels in the skull do not."""
+    z, y, x = np.mgrid[:40, :40, :40]
+    radius = np.sqrt((z - 20) ** 2 + (y - 20) ** 2 + (x - 20) ** 2)
+    rng = np.random.default_rng(0)
+    scan = np.where(radius < 15, 100.0, 5.0) + rng.normal(0, 3, radius.shape)
+    scan[(radius >= 10) & (radius < 13)] = 8.0  # dark skull between skin and brain
+    image = sitk.GetImageFromArray(scan.astype(np.float32))
+    head = sitk.GetArrayFromImage(head_mask(image, margin_mm=1.0))
+    assert head[radius < 14].all() and not head[radius > 17].any()
+    tissues = np.where(radius < 10, 3, 0).astype(np.uint8)
+    labels = tissues.copy()
+    labels[20, 20, 31] = 3  # in the skull: outside the brain, inside the head
+    labels[0, 0, 0:3] = 3  # in the air
+    scores = score_tissues(_image(labels), _image(tissues), head=_image(head))
+    assert scores["outside_head_ml"] == pytest.approx(0.003)
+    assert scores["outside_brain_ml"] == pytest.approx(0.003)  # the skull is within 5 mm

@@ -4,10 +4,11 @@ Each checkpoint segments every reference scan (``--reference-dir``, a folder wit
 ``cases.json``; see ``medzoo.train.reference``) from its T1 alone, through ``medzoo.predict``
 exactly as a user runs it, and is scored per tissue (MRBrainS13 merge: cortical GM + basal
 ganglia = GM, WM + lesions = WM, extracerebral CSF + ventricles = CSF) inside the reference
-brain mask (cerebellum and brainstem excluded), with tissue volumes in mL and the volume labelled
-outside the brain. ``--slices-mm`` also scores the scan degraded to thick slices (block average
-of whole voxels along z, as a 2D acquisition; a scan whose slices are already that thick is
-unchanged), with the labels brought back onto the reference grid by nearest neighbour.
+brain mask (cerebellum and brainstem excluded), with tissue volumes in mL and the volumes
+labelled outside the brain and outside the head (in the air). ``--slices-mm`` also scores the
+scan degraded to thick slices (block average of whole voxels along z, as a 2D acquisition; a
+scan whose slices are already that thick is unchanged), with the labels brought back onto the
+reference grid by nearest neighbour.
 
 Checkpoints: registry names (``unet3d_mrbrains``, with ``--version``), preset folders, or a
 training run's ``checkpoint`` folder, whose ``step_*.weights.h5`` snapshots give the learning
@@ -37,7 +38,7 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = ("dice_gm", "dice_wm", "dice_csf", "dice_tissues", "outside_brain_ml")
+KEYS = ("dice_gm", "dice_wm", "dice_csf", "dice_tissues", "outside_brain_ml", "outside_head_ml")
 logger = logging.getLogger("evaluate_real")
 
 
@@ -86,11 +87,12 @@ def score(model, references, slices_mm: float | None, tta: bool) -> list[dict]:
     from medzoo.inference import predict
     from medzoo.io import read_image
     from medzoo.preprocessing import resample_to_grid
-    from medzoo.train.reference import score_tissues
+    from medzoo.train.reference import head_mask, score_tissues
 
     rows = []
     for ref in references:
         scan = read_image(ref.scan)
+        head = head_mask(scan)
         variants = [("as acquired", scan)]
         if slices_mm:
             variants.append((f"{slices_mm:g} mm slices", thick_slices(scan, slices_mm)))
@@ -99,7 +101,7 @@ def score(model, references, slices_mm: float | None, tta: bool) -> list[dict]:
             labels = result.labels
             if acquisition != "as acquired":
                 labels = resample_to_grid(labels, ref.tissues, interpolation="nearest")
-            metrics = score_tissues(labels, ref.tissues, ref.exclude)
+            metrics = score_tissues(labels, ref.tissues, ref.exclude, head)
             rows.append({"scan": ref.name, "split": ref.split, "input": acquisition, **metrics})
     return rows
 

@@ -18,7 +18,9 @@ the excluded region:
   tissue labelled outside the reference brain mask counts against the model;
 - ``volume_<tissue>_ml`` of the model and ``reference_<tissue>_ml`` (inside the scored region);
 - ``outside_brain_ml``: model foreground (any label > 0) farther than 5 mm from the reference
-  brain mask, in mL: labels in the air, skull or face.
+  brain mask, in mL: labels in the air, skull or face;
+- ``outside_head_ml`` (when the scan's :func:`head_mask` is given): model foreground outside
+  the head, in mL: labels in the air.
 """
 
 from __future__ import annotations
@@ -33,13 +35,22 @@ import SimpleITK as sitk  # noqa: N813
 from medzoo.geometry import Geometry
 from medzoo.io import read_image
 
-__all__ = ["TISSUE_IDS", "ReferenceScan", "read_references", "score_tissues", "to_tissues"]
+__all__ = [
+    "TISSUE_IDS",
+    "ReferenceScan",
+    "head_mask",
+    "read_references",
+    "score_tissues",
+    "to_tissues",
+]
 
 #: Reference tissue ids.
 TISSUE_IDS = {"csf": 1, "gm": 2, "wm": 3}
 # MRBrainS13 class -> tissue id (0: not a scored tissue).
 _MRBRAINS13_TO_TISSUE = np.array([0, 2, 2, 3, 3, 1, 1, 0, 0], dtype=np.uint8)
 _OUTSIDE_MARGIN_MM = 5.0
+#: Largest hole (mm) in the head's thresholded outline that :func:`head_mask` closes.
+_HEAD_CLOSING_MM = 4.0
 
 
 @dataclass(frozen=True)
@@ -119,12 +130,39 @@ def to_tissues(labels: np.ndarray) -> np.ndarray:
     return _MRBRAINS13_TO_TISSUE[np.asarray(labels, dtype=np.int64)]
 
 
+def head_mask(scan: sitk.Image, margin_mm: float = 3.0) -> sitk.Image:
+    """The head of a real scan (uint8, 1 inside, on the scan's grid), to score labels in the air.
+
+    Independent of how ``medzoo.predict`` finds the head: voxels above the scan's Otsu threshold,
+    their largest connected component, closed over gaps up to 4 mm, enclosed holes (dark skull,
+    sinuses) filled, then grown by ``margin_mm`` so that partial-volume voxels at the skin count
+    as head.
+    """
+    image = sitk.Cast(scan, sitk.sitkFloat32)
+    bright = sitk.OtsuThreshold(image, 0, 1)
+    components = sitk.RelabelComponent(sitk.ConnectedComponent(bright), sortByObjectSize=True)
+    head = components == 1
+    radius = [max(1, round(_HEAD_CLOSING_MM / s)) for s in scan.GetSpacing()]
+    head = sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(head, radius))
+    return sitk.Cast(_distance_mm(head) <= margin_mm, sitk.sitkUInt8)
+
+
+def _distance_mm(mask: sitk.Image) -> sitk.Image:
+    """Signed distance (mm) to the mask's boundary: negative inside, positive outside."""
+    return sitk.SignedMaurerDistanceMap(
+        mask, insideIsPositive=False, squaredDistance=False, useImageSpacing=True
+    )
+
+
 def score_tissues(
-    labels: sitk.Image, tissues: sitk.Image, exclude: sitk.Image | None = None
+    labels: sitk.Image,
+    tissues: sitk.Image,
+    exclude: sitk.Image | None = None,
+    head: sitk.Image | None = None,
 ) -> dict[str, float]:
     """Tissue Dice and volumes of MRBrainS13 ``labels`` against a reference (module doc).
 
-    All three images must share one grid (the scan's).
+    All images must share one grid (the scan's); ``head`` is the scan's :func:`head_mask`.
     """
     predicted = sitk.GetArrayViewFromImage(labels)
     reference = sitk.GetArrayViewFromImage(tissues)
@@ -151,10 +189,10 @@ def score_tissues(
         total = int(t.sum()) + int(e_whole.sum())
         metrics[f"whole_dice_{name}"] = 2.0 * float((t & e_whole).sum()) / total if total else 1.0
     metrics["dice_tissues"] = float(np.mean([metrics[f"dice_{n}"] for n in TISSUE_IDS]))
-    brain = sitk.Cast(tissues > 0, sitk.sitkUInt8)
-    distance = sitk.SignedMaurerDistanceMap(
-        brain, insideIsPositive=False, squaredDistance=False, useImageSpacing=True
-    )
+    distance = _distance_mm(sitk.Cast(tissues > 0, sitk.sitkUInt8))
     far = sitk.GetArrayViewFromImage(distance) > _OUTSIDE_MARGIN_MM
     metrics["outside_brain_ml"] = float(((predicted > 0) & far).sum()) * voxel_ml
+    if head is not None:
+        air = sitk.GetArrayViewFromImage(head) == 0
+        metrics["outside_head_ml"] = float(((predicted > 0) & air).sum()) * voxel_ml
     return metrics
