@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
 from medzoo._checks import positive_mm
+from medzoo.assets import asset
 from medzoo.data import Subject, SubjectData, read_subject
 from medzoo.geometry import Geometry
 from medzoo.io import array_to_image, read_image, read_label
@@ -246,7 +247,7 @@ class SyntheticSource(Source):
         return {
             "name": "medzoo synthetic heads",
             "generator": "medzoo.synth (label maps -> multi-contrast scans)",
-            "anatomy": "IBSR-derived aseg label map (CAT12/deepmriprep), see medzoo/data/atlas",
+            "anatomy": "IBSR-derived aseg label map (CAT12/deepmriprep), see medzoo/assets/atlas",
             "subjects": self.count,
             "seed": self.seed,
             "contrasts": list(self.contrasts),
@@ -319,7 +320,6 @@ class LabelMapSource(Source):
     ) -> None:
         super().__init__(spec)
         from medzoo.hub._files import sha256_file
-        from medzoo.synth.anatomy import ATLAS_DIR
         from medzoo.synth.randomized import LabelMapBank, RandomizedConfig, RandomizedRenderer
 
         if spec.task != "segmentation" or any(abs(s - 1.0) > 1e-6 for s in spec.input.spacing_mm):
@@ -338,7 +338,7 @@ class LabelMapSource(Source):
         self.files = [f for f in files if f.name.split(".")[0] not in held]
         self.held_out = [f.name for f in files if f.name.split(".")[0] in held]
         if include_ibsr:
-            self.files.append(ATLAS_DIR / "ibsr_head.nii.gz")
+            self.files.append(asset("atlas/ibsr_head.nii.gz"))
         self.hashes = {f.name: sha256_file(f) for f in self.files}
         self.seed = int(seed)
         self.config = RandomizedConfig(
