@@ -221,11 +221,10 @@ def _crop(image: sitk.Image, size: int) -> sitk.Image:
 def test_trains_on_label_maps_and_validates_on_real_scans(tmp_path):
     """Label maps: a block of the real IBSR head map; real scans: blocks of Colin27 with a
     reference tissue map (a crude threshold, enough to exercise the pipeline)."""
-    from medzoo.synth.anatomy import ATLAS_DIR
 
     maps = tmp_path / "maps"
     maps.mkdir()
-    block = _crop(sitk.ReadImage(str(ATLAS_DIR / "ibsr_head.nii.gz")), 64)
+    block = _crop(sitk.ReadImage(str(asset("atlas/ibsr_head.nii.gz"))), 64)
     sitk.WriteImage(block, str(maps / "head_a.nii.gz"))
     sitk.WriteImage(sitk.Flip(block, [True, False, False]), str(maps / "head_b.nii.gz"))
     refs = tmp_path / "references"
