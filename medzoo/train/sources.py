@@ -220,12 +220,9 @@ class SyntheticSource(Source):
 
     def cases(self, split: str, count: int) -> list[Case]:
         code = {"validation": 1, "test": 2}[split]
-        task = self.spec.task
-        if task == "super_resolution":
-            factors = _sr_factors(self.spec)
-            synth = self._synthesizer(train_spacing(self.spec), multiple=factors)
-        else:
-            synth = self._synthesizer(get_task(task).case_spacing)
+        task = get_task(self.spec)
+        spacing, multiple = task.case_grid(self.spec)
+        synth = self._synthesizer(spacing, multiple=multiple)
         cases = []
         for i, person in enumerate(self._cohort(code, count)):
             sample = synth.sample(seed=np.random.default_rng([self.seed, code, i]), subject=person)
@@ -233,14 +230,9 @@ class SyntheticSource(Source):
                 name: array_to_image(sample.image[..., k], sample.geometry)
                 for k, name in enumerate(self.contrasts)
             }
-            name = f"synthetic-{split}-{i:03d}"
-            if task == "super_resolution":
-                (channel, fine), *_ = channels.items()
-                inputs = {channel: downsample(fine, factors)}
-                cases.append(Case(name, inputs, reference=fine, targets=_targets(person)))
-                continue
             label = array_to_image(sample.labels.astype(np.uint8), sample.geometry)
-            cases.append(Case(name, channels, label=label, targets=_targets(person)))
+            name = f"synthetic-{split}-{i:03d}"
+            cases.append(task.synthetic_case(self.spec, name, channels, label, _targets(person)))
         return cases
 
     def provenance(self) -> dict[str, Any]:
@@ -492,10 +484,11 @@ class IxiSource(Source):
 
         self.data_dir = Path(data_dir)
         channels = tuple(spec.input.channels)
-        if spec.task == "super_resolution":
+        if get_task(spec).needs_fine_scans:
             raise ValueError(
-                "--data ixi is not available for super-resolution: the prepared IXI scans are "
-                "3 mm, coarser than the 1 mm output; train it on --data synthetic"
+                f"--data ixi is not available for {spec.task}: the prepared IXI scans are 3 mm, "
+                f"coarser than the {spec.output.spacing_mm} mm output; train it on --data "
+                "synthetic"
             )
         everything = ixi_subjects(self.data_dir, modalities=channels)
         self._train, self._held = _split(everything, 0.1)
