@@ -4,7 +4,7 @@
     python benchmarks/cohort.py                 # 8 scans per mode, resnet3d_ixi_age (a few min)
     python benchmarks/cohort.py --scans 16 --model srnet3d_ixi
 
-The scans are the bundled real head scan (Colin27 T1, ``medzoo/data/demo``) resampled to 2 mm
+The scans are the bundled real head scan (Colin27 T1, ``medzoo/assets/demo``) resampled to 2 mm
 (91 x 109 x 91 voxels), each copy with a little different noise so that every file has its own
 sha256. Every mode runs as its own process tree, started cold, exactly as a user would run it;
 the outputs of the modes are checked to agree (same values per scan). Memory is the peak
@@ -78,7 +78,7 @@ import psutil
 import SimpleITK as sitk  # noqa: N813
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "medzoo" / "data" / "demo" / "colin27_t1_1mm.nii.gz"
+DEMO = ROOT / "medzoo" / "assets" / "demo" / "colin27_t1_1mm.nii.gz"
 
 
 def make_scans(folder: Path, count: int, spacing_mm: float = 2.0) -> list[Path]:

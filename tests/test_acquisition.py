@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
 
 from medzoo.acquisition import acquire, acquire_array, coarse_geometry, covered_region
+from medzoo.assets import asset
 from medzoo.io import Geometry, array_to_image, read_image
 
-COLIN = Path(__file__).resolve().parents[1] / "medzoo" / "data" / "demo" / "colin27_t1_1mm.nii.gz"
+COLIN = asset("demo/colin27_t1_1mm.nii.gz")
 
 # An oblique, anisotropic fine grid: direction is a rotation, spacing (x, y, z) differs per axis.
 _ANGLE = np.deg2rad(20.0)

@@ -21,6 +21,7 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 
 import medzoo
+from medzoo.assets import asset
 from medzoo.cli import main
 from medzoo.inference import predict, write_outputs
 from medzoo.inference.channels import gather_channels
@@ -34,7 +35,7 @@ IBSR = DATA / "ibsr_crop_label.nii.gz"  # real, qform_code 1 = sform_code 1, LAS
 FOUR_D = DATA / "gs_probabilities_crop_4d.nii.gz"  # real 4D, 16^3 x 3 volumes
 BRAIN = DATA / "brain1_crop_image.nrrd"  # real LAS T1 crop, 0.78 x 0.78 x 6.5 mm
 DICOM_PD = DATA / "dicom_pd"
-COLIN = Path(medzoo.__file__).parent / "data" / "demo" / "colin27_t1_1mm.nii.gz"  # sform 4 only
+COLIN = asset("demo/colin27_t1_1mm.nii.gz")  # sform 4 only
 
 
 def patched(source: Path, dest: Path, **fields) -> Path:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.synth.anatomy import ATLAS_DIR
+from medzoo.assets import asset
 from medzoo.synth.randomized import (
     LABEL_MAP_TO_MRBRAINS13,
     LabelMapBank,
@@ -20,7 +20,7 @@ from medzoo.synth.randomized import (
     _smooth_field,
 )
 
-IBSR_HEAD = ATLAS_DIR / "ibsr_head.nii.gz"
+IBSR_HEAD = asset("atlas/ibsr_head.nii.gz")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
 
+from medzoo.assets import asset
 from medzoo.hub.card import render_model_card
 from medzoo.synth.contrasts import PROFILES
 from medzoo.train.realscans import (
@@ -28,7 +29,7 @@ from medzoo.train.realscans import (
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
-COLIN = ROOT / "medzoo" / "data" / "demo" / "colin27_t1_1mm.nii.gz"
+COLIN = asset("demo/colin27_t1_1mm.nii.gz")
 COLIN_TISSUES = ROOT / "training" / "references" / "colin27" / "tissues.nii.gz"
 
 

@@ -71,3 +71,39 @@ def test_tasks_and_data_subjects_import_without_keras():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_held_out_synthetic_cases_are_made_by_the_task():
+    """Super-resolution: the truth is the fine head on the output grid (a size that is a multiple
+    of the factors) and the input its block average on the coarse grid; every other task renders
+    on its case spacing and scores the label map."""
+    import SimpleITK as sitk  # noqa: N813
+
+    from medzoo.geometry import Geometry
+    from medzoo.io import array_to_image
+
+    sr = REGISTRY["srnet3d_ixi"]
+    task = get_task(sr)
+    spacing, multiple = task.case_grid(sr)
+    assert spacing == tuple(sr.output.spacing_mm)
+    coarse_zyx = [m * s for m, s in zip(multiple, spacing[::-1], strict=True)]
+    assert coarse_zyx == pytest.approx(list(sr.input.spacing_mm[::-1]))
+    fine_array = np.random.default_rng(0).random([2 * m for m in multiple]).astype(np.float32)
+    fine = array_to_image(fine_array, Geometry.from_image(sitk.GetImageFromArray(fine_array)))
+    labels = sitk.GetImageFromArray(np.zeros(fine_array.shape, np.uint8))
+    case = task.synthetic_case(sr, "c", {"t1": fine, "t2": fine}, labels, {"age": 30.0})
+    assert case.reference is fine and case.label is None and list(case.inputs) == ["t1"]
+    coarse = sitk.GetArrayFromImage(case.inputs["t1"])
+    assert coarse.shape == (2, 2, 2)
+    assert case.inputs["t1"].GetSpacing() == pytest.approx(sr.input.spacing_mm)
+    fz, fy, fx = multiple
+    np.testing.assert_allclose(coarse[1, 0, 1], fine_array[fz:, :fy, fx:].mean(), rtol=1e-6)
+    assert task.needs_fine_scans
+    for spec in REGISTRY.values():
+        other = get_task(spec)
+        if other is task:
+            continue
+        assert not other.needs_fine_scans
+        assert other.case_grid(spec) == (other.case_spacing, (1, 1, 1))
+        case = other.synthetic_case(spec, "c", {"t1": fine}, labels, {"age": 30.0})
+        assert case.inputs == {"t1": fine} and case.label is labels and case.reference is None

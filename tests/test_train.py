@@ -19,6 +19,7 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 
 import medzoo
+from medzoo.assets import asset
 from medzoo.io import Geometry, array_to_image, write_image
 from medzoo.registry import build, get_spec
 from medzoo.synth import SynthConfig, Synthesizer
@@ -225,16 +226,15 @@ def _crop(image: sitk.Image, size: int) -> sitk.Image:
 def test_trains_on_label_maps_and_validates_on_real_scans(tmp_path):
     """Label maps: a block of the real IBSR head map; real scans: blocks of Colin27 with a
     reference tissue map (a crude threshold, enough to exercise the pipeline)."""
-    from medzoo.synth.anatomy import ATLAS_DIR
 
     maps = tmp_path / "maps"
     maps.mkdir()
-    block = _crop(sitk.ReadImage(str(ATLAS_DIR / "ibsr_head.nii.gz")), 64)
+    block = _crop(sitk.ReadImage(str(asset("atlas/ibsr_head.nii.gz"))), 64)
     sitk.WriteImage(block, str(maps / "head_a.nii.gz"))
     sitk.WriteImage(sitk.Flip(block, [True, False, False]), str(maps / "head_b.nii.gz"))
     refs = tmp_path / "references"
     refs.mkdir()
-    t1 = _crop(sitk.ReadImage(str(ROOT / "medzoo/data/demo/colin27_t1_1mm.nii.gz")), 48)
+    t1 = _crop(sitk.ReadImage(str(asset("demo/colin27_t1_1mm.nii.gz"))), 48)
     values = sitk.GetArrayFromImage(t1).astype(np.float32)
     tissues = np.digitize(values, np.percentile(values, [40, 55, 75])).astype(np.uint8)
     entries = []
@@ -340,7 +340,7 @@ def test_super_resolution_pairs_match_the_network_factors():
 def _sr_references(tmp_path: Path, size: int = 32) -> tuple[Path, Path]:
     """A training folder with a block of the real ICBM-like head (here: a flipped Colin27
     block, a stand-in) and a reference folder with a held-out Colin27 block per split."""
-    colin = sitk.ReadImage(str(ROOT / "medzoo/data/demo/colin27_t1_1mm.nii.gz"))
+    colin = sitk.ReadImage(str(asset("demo/colin27_t1_1mm.nii.gz")))
     data = tmp_path / "real"
     data.mkdir()
     train_block = sitk.Flip(_crop(colin, size + 8), [True, False, False])

@@ -4,7 +4,7 @@ Modules: :mod:`~medzoo.data.subjects` (subjects and reading them, no Keras),
 :mod:`~medzoo.data.cache` (the subject cache), :mod:`~medzoo.data.datasets` (the Keras
 datasets and :func:`iterate`) and :mod:`~medzoo.data.tf` (:func:`to_tf_dataset`). The names
 below are re-exported here lazily, so ``import medzoo.data.subjects`` does not import Keras.
-The folders ``demo/`` and ``atlas/`` beside them hold bundled files, not code.
+(The bundled files, the demo scan and the atlases, are in :mod:`medzoo.assets`.)
 
 Subjects (:class:`Subject`) come from a CSV (:func:`subjects_from_csv`), a folder
 (:func:`subjects_from_folder`), or a list built by hand together with a custom read function.

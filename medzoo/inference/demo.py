@@ -1,6 +1,6 @@
 """The demo: the bundled real head scan through every model that needs only a T1 scan.
 
-The scan is Colin27 (``medzoo/data/demo/colin27_t1_1mm.nii.gz``, see the README there): one
+The scan is Colin27 (``medzoo/assets/demo/colin27_t1_1mm.nii.gz``, see the README there): one
 adult head, T1-weighted, 1 mm. The T1-only models are the tissue segmentation (its T1-IR and
 T2-FLAIR channels are optional), the age regressor, the sex classifier and the
 super-resolution network; the autoencoder needs T2 and PD scans too. A model without
@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from medzoo.assets import ASSETS_DIR
 from medzoo.hub.errors import NoPublishedWeightsError
 from medzoo.inference.outputs import check_output_dir
 from medzoo.inference.predict import Prediction, predict
@@ -23,7 +24,7 @@ __all__ = ["DEMO_MODELS", "DEMO_SCAN", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
-DEMO_SCAN = Path(__file__).resolve().parent.parent / "data" / "demo" / "colin27_t1_1mm.nii.gz"
+DEMO_SCAN = ASSETS_DIR / "demo" / "colin27_t1_1mm.nii.gz"
 """The bundled scan: Colin27 T1, 181 x 217 x 181 voxels (x, y, z) of 1 mm, RAS, uint8."""
 
 DEMO_MODELS = ("unet3d_mrbrains", "resnet3d_ixi_age", "resnet3d_ixi_sex", "srnet3d_ixi")

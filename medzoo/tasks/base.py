@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from medzoo.augmentation import Augmenter
     from medzoo.data import PatchDataset, VolumeDataset
     from medzoo.spec import ModelSpec
+    from medzoo.train.sources import Case
 
 __all__ = ["Batch", "Evaluation", "Task"]
 
@@ -69,6 +70,9 @@ class Task:
         values_are_probabilities: the prediction's values are class probabilities (reports
             give them the unit "probability" and cohort tables the columns ``p_<class>``).
         image_prefix: file name prefix of image outputs (``<prefix>_<channel>.nii.gz``).
+        needs_fine_scans: training targets are scans on the fine output grid
+            (``spec.output.spacing_mm``, finer than the input), so a source of coarse scans only
+            cannot serve the task.
     """
 
     name: ClassVar[str]
@@ -79,6 +83,7 @@ class Task:
     crops_to_head: ClassVar[bool] = True
     values_are_probabilities: ClassVar[bool] = False
     image_prefix: ClassVar[str] = "reconstruction"
+    needs_fine_scans: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -126,6 +131,31 @@ class Task:
     def model_io(self, spec: ModelSpec) -> Callable[[Batch], tuple[np.ndarray, np.ndarray]]:
         """Batch of :meth:`training_dataset` -> ``(network input, target)``."""
         return lambda b: (b[0], b[1])
+
+    # ------------------------------------------------------------------ held-out cases
+
+    def case_grid(self, spec: ModelSpec) -> tuple[Triple, tuple[int, int, int]]:
+        """The grid held-out synthetic heads are rendered on: its spacing (x, y, z) in mm
+        (:attr:`case_spacing`) and the multiple (z, y, x) in voxels its size is rounded up to."""
+        if self.case_spacing is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no case_spacing")
+        return self.case_spacing, (1, 1, 1)
+
+    def synthetic_case(
+        self,
+        spec: ModelSpec,
+        name: str,
+        channels: dict[str, sitk.Image],
+        labels: sitk.Image,
+        targets: dict[str, float],
+    ) -> Case:
+        """A held-out :class:`medzoo.train.sources.Case` from one head rendered on
+        :meth:`case_grid`: ``channels`` (contrast name -> image), its ``labels`` (label ids on
+        the same grid) and the person's ``targets``. By default the channels are the inputs and
+        the labels the truth."""
+        from medzoo.train.sources import Case
+
+        return Case(name, channels, label=labels, targets=targets)
 
     # ------------------------------------------------------------------ evaluation
 

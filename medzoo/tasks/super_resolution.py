@@ -25,6 +25,7 @@ class SuperResolution(Task):
     selection = ("psnr", True)
     fov_mm = (144.0, 176.0, 144.0)  # a brain: the patches see part of it anyway
     image_prefix = "superres"
+    needs_fine_scans = True
 
     def metric_names(self, spec) -> list[str]:
         return ["psnr", "psnr_trilinear"]
@@ -53,6 +54,22 @@ class SuperResolution(Task):
             return blocks.mean(axis=(2, 4, 6)), fine
 
         return coarse
+
+    def case_grid(self, spec):
+        """The fine output grid, its size a multiple of the upsampling factors, so that the
+        coarse input is an exact block average of it."""
+        from medzoo.train.sources import _sr_factors, train_spacing
+
+        return train_spacing(spec), _sr_factors(spec)
+
+    def synthetic_case(self, spec, name, channels, labels, targets):
+        """The first channel as the fine truth, its block average (:func:`downsample`) as the
+        input; the labels are not used."""
+        from medzoo.train.sources import Case, _sr_factors, downsample
+
+        (channel, fine), *_ = channels.items()
+        inputs = {channel: downsample(fine, _sr_factors(spec))}
+        return Case(name, inputs, reference=fine, targets=targets)
 
     def evaluate(self, spec, results: list) -> Evaluation:
         from medzoo.preprocessing import resample_to_grid

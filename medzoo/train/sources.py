@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
 from medzoo._checks import positive_mm
+from medzoo.assets import asset
 from medzoo.data import Subject, SubjectData, read_subject
 from medzoo.geometry import Geometry
 from medzoo.io import array_to_image, read_image, read_label
@@ -219,12 +220,9 @@ class SyntheticSource(Source):
 
     def cases(self, split: str, count: int) -> list[Case]:
         code = {"validation": 1, "test": 2}[split]
-        task = self.spec.task
-        if task == "super_resolution":
-            factors = _sr_factors(self.spec)
-            synth = self._synthesizer(train_spacing(self.spec), multiple=factors)
-        else:
-            synth = self._synthesizer(get_task(task).case_spacing)
+        task = get_task(self.spec)
+        spacing, multiple = task.case_grid(self.spec)
+        synth = self._synthesizer(spacing, multiple=multiple)
         cases = []
         for i, person in enumerate(self._cohort(code, count)):
             sample = synth.sample(seed=np.random.default_rng([self.seed, code, i]), subject=person)
@@ -232,21 +230,16 @@ class SyntheticSource(Source):
                 name: array_to_image(sample.image[..., k], sample.geometry)
                 for k, name in enumerate(self.contrasts)
             }
-            name = f"synthetic-{split}-{i:03d}"
-            if task == "super_resolution":
-                (channel, fine), *_ = channels.items()
-                inputs = {channel: downsample(fine, factors)}
-                cases.append(Case(name, inputs, reference=fine, targets=_targets(person)))
-                continue
             label = array_to_image(sample.labels.astype(np.uint8), sample.geometry)
-            cases.append(Case(name, channels, label=label, targets=_targets(person)))
+            name = f"synthetic-{split}-{i:03d}"
+            cases.append(task.synthetic_case(self.spec, name, channels, label, _targets(person)))
         return cases
 
     def provenance(self) -> dict[str, Any]:
         return {
             "name": "medzoo synthetic heads",
             "generator": "medzoo.synth (label maps -> multi-contrast scans)",
-            "anatomy": "IBSR-derived aseg label map (CAT12/deepmriprep), see medzoo/data/atlas",
+            "anatomy": "IBSR-derived aseg label map (CAT12/deepmriprep), see medzoo/assets/atlas",
             "subjects": self.count,
             "seed": self.seed,
             "contrasts": list(self.contrasts),
@@ -319,7 +312,6 @@ class LabelMapSource(Source):
     ) -> None:
         super().__init__(spec)
         from medzoo.hub._files import sha256_file
-        from medzoo.synth.anatomy import ATLAS_DIR
         from medzoo.synth.randomized import LabelMapBank, RandomizedConfig, RandomizedRenderer
 
         if spec.task != "segmentation" or any(abs(s - 1.0) > 1e-6 for s in spec.input.spacing_mm):
@@ -338,7 +330,7 @@ class LabelMapSource(Source):
         self.files = [f for f in files if f.name.split(".")[0] not in held]
         self.held_out = [f.name for f in files if f.name.split(".")[0] in held]
         if include_ibsr:
-            self.files.append(ATLAS_DIR / "ibsr_head.nii.gz")
+            self.files.append(asset("atlas/ibsr_head.nii.gz"))
         self.hashes = {f.name: sha256_file(f) for f in self.files}
         self.seed = int(seed)
         self.config = RandomizedConfig(
@@ -492,10 +484,11 @@ class IxiSource(Source):
 
         self.data_dir = Path(data_dir)
         channels = tuple(spec.input.channels)
-        if spec.task == "super_resolution":
+        if get_task(spec).needs_fine_scans:
             raise ValueError(
-                "--data ixi is not available for super-resolution: the prepared IXI scans are "
-                "3 mm, coarser than the 1 mm output; train it on --data synthetic"
+                f"--data ixi is not available for {spec.task}: the prepared IXI scans are 3 mm, "
+                f"coarser than the {spec.output.spacing_mm} mm output; train it on --data "
+                "synthetic"
             )
         everything = ixi_subjects(self.data_dir, modalities=channels)
         self._train, self._held = _split(everything, 0.1)

