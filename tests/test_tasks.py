@@ -71,3 +71,20 @@ def test_tasks_and_data_subjects_import_without_keras():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_memory_estimate_adds_each_tasks_own_outputs():
+    from medzoo.inference.memory import estimate_bytes
+
+    size, spacing = (200, 200, 100), (1.0, 1.0, 2.0)  # 4e6 scan voxels
+    native = 200 * 200 * 100
+    seg, age = REGISTRY["unet3d_mrbrains"], REGISTRY["resnet3d_ixi_age"]
+    classes = len(seg.output.labels)
+    kept = estimate_bytes(seg, size, spacing, probabilities=True)
+    assert kept - estimate_bytes(seg, size, spacing) == native * 4 * classes
+    assert get_task(age).memory_bytes(age, native, native) == 0  # a few values
+    assert estimate_bytes(age, size, spacing, probabilities=True) == estimate_bytes(
+        age, size, spacing
+    )
+    for spec in REGISTRY.values():
+        assert get_task(spec).memory_bytes(spec, native, native) >= 0
