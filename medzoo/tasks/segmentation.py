@@ -77,9 +77,10 @@ class Segmentation(Task):
     def memory_bytes(self, spec, native, model, *, probabilities=False) -> int:
         # model space: the blended probabilities and their weights (4 bytes per class + 4; at
         # most the whole volume, one window high when streamed); the scan's grid: labels (1
-        # byte) and uncertainty (4); kept probabilities and their image (8 bytes per class)
+        # byte), uncertainty (4) and one copy of it while it becomes an image (4); kept
+        # probabilities and their copy (8 bytes per class)
         classes = len(spec.output.labels or {}) or 2
-        total = model * (4 * classes + 4) + native * (1 + 4)
+        total = model * (4 * classes + 4) + native * (1 + 4 + 4)
         if probabilities:
             total += native * 8 * classes
         return total
