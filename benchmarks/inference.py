@@ -31,8 +31,8 @@ Then, in a fresh process each, the peak resident memory of ``predict`` on a 512 
 peak, as the growth over the process before the call (target: peak <= 2 GB) and per stage of
 the pipeline (peak RSS sampled every 5 ms while the stage runs): model space (resampling and
 normalisation), windows (the network and blending), to the scan's grid (labels, uncertainty; slab
-by slab, between windows, as the blended rows become final) and, with kept probabilities only,
-outputs as images (that array copied into a SimpleITK image).
+by slab, between windows, as the blended rows become final), outputs as images (the finished
+arrays copied into SimpleITK images).
 
     python benchmarks/inference.py
     python benchmarks/inference.py --repeats 1 --large-size 128 128 64   # quick look

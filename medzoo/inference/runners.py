@@ -9,8 +9,6 @@ index corners in SimpleITK's (x, y, z) order). This module imports neither the t
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import math
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -31,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SLAB_VOXELS",
-    "blank",
     "check_same_channels",
     "dense_window",
     "image_on",
@@ -41,8 +38,6 @@ __all__ = [
     "normalised_entropy",
     "on_grid",
     "output_shape",
-    "paste",
-    "release_free_memory",
     "slabs",
 ]
 
@@ -112,22 +107,6 @@ def mm(values: Sequence[float]) -> str:
     return "x".join(f"{v:.3g}" for v in values)
 
 
-def release_free_memory() -> None:
-    """Hand memory that ``free`` has taken back but kept (glibc's ``malloc_trim``) to the
-    operating system, e.g. the network's activations once the windows have run, so that the
-    outputs made next do not come on top of it; nothing where the C library has no such call.
-    With TensorFlow's oneDNN allocator pool (its default) the activations stay in the pool;
-    ``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1`` gives them back to ``free``."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return
-    trim(0)
-
-
 # ----------------------------------------------------------------------------- images
 
 
@@ -139,22 +118,6 @@ def image_on(array: np.ndarray, grid: Geometry) -> sitk.Image:
     image.SetSpacing(grid.spacing)
     image.SetDirection(grid.direction)
     return image
-
-
-def blank(grid: Geometry, pixel_id: int) -> sitk.Image:
-    """An image of zeros on ``grid``."""
-    image = sitk.Image([int(n) for n in grid.size], pixel_id)
-    image.SetOrigin(grid.origin)
-    image.SetSpacing(grid.spacing)
-    image.SetDirection(grid.direction)
-    return image
-
-
-def paste(target: sitk.Image, piece: sitk.Image, index: Sequence[int]) -> None:
-    """Write ``piece`` into ``target`` in place, its first voxel at ``index`` (x, y, z)."""
-    x, y, z = (int(i) for i in index)
-    nx, ny, nz = piece.GetSize()
-    target[x : x + nx, y : y + ny, z : z + nz] = piece
 
 
 def slabs(native: Geometry) -> Iterator[tuple[slice, Geometry]]:

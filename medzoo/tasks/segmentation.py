@@ -208,23 +208,15 @@ def _to_native(
     import SimpleITK as sitk  # noqa: N813
     from tqdm.auto import tqdm
 
-    from medzoo.inference.runners import (
-        blank,
-        image_on,
-        normalised_entropy,
-        paste,
-        release_free_memory,
-        slabs,
-    )
+    from medzoo.inference.runners import image_on, normalised_entropy, slabs
     from medzoo.preprocessing import covering_box, from_model_space
 
     classes = stream.shape[-1]
     box, part = covering_box(model_grid, native)
     label_type = np.uint8 if classes <= 256 else np.uint16
-    # The output images themselves, each slab pasted in place: no second copy of an output
-    labels = blank(native, sitk.sitkUInt8 if classes <= 256 else sitk.sitkUInt16)
-    uncertainty = blank(native, sitk.sitkFloat32)
-    corner = [b.start for b in box[::-1]]  # the covered part's first voxel, (x, y, z)
+    # NumPy zeros: pages are taken as slabs are written, not all at once
+    labels = np.zeros(native.shape, label_type)
+    uncertainty = np.zeros(native.shape, np.float32)
     kept = None
     if keep:
         kept = np.zeros((*native.shape, classes), np.float32)
@@ -250,22 +242,18 @@ def _to_native(
                 )
             start = box[0].start
             region = (slice(start + piece.rows.start, start + piece.rows.stop), *box[1:])
-            slab_labels = np.zeros(piece.grid.shape, label_type)
-            slab_uncertainty = _slab_outputs(
+            _slab_outputs(
                 probs,
                 piece,
-                slab_labels,
+                labels[region],
+                uncertainty[region],
                 None if kept is None else kept[region],
                 image_on=image_on,
                 entropy=normalised_entropy,
                 resample=from_model_space,
                 sitk=sitk,
             )
-            where = (corner[0], corner[1], corner[2] + piece.rows.start)
-            paste(uncertainty, slab_uncertainty, where)
-            paste(labels, image_on(slab_labels, piece.grid), where)
-            del probs, slab_labels, slab_uncertainty
-            release_free_memory()  # the slab's temporaries, kept by free() in the heap
+            del probs
             bar.update(1)
         need = min((s.box[0].start for s in pending), default=rows.stop)
         if need < rows.stop:
@@ -277,8 +265,10 @@ def _to_native(
         del block
     bar.close()
     del held
-    probabilities = None if kept is None else _as_images([kept], native)[0]
-    return labels, uncertainty, probabilities
+    outputs = [labels, uncertainty] + ([] if kept is None else [kept])
+    del labels, uncertainty, kept
+    made = _as_images(outputs, native)
+    return made[0], made[1], made[2] if len(made) > 2 else None
 
 
 def _as_images(arrays: list[np.ndarray], grid: Geometry) -> list[sitk.Image]:
@@ -307,12 +297,13 @@ def _streaming_pays(slabs: list[_Slab], boundaries: Sequence[int], shape: Sequen
     return max(band, window_rows) + kept < shape[0]
 
 
-def _slab_outputs(probs, slab, labels, kept, *, image_on, entropy, resample, sitk):
-    """One slab's labels and (``kept``) probabilities, written into the given arrays (z, y, x;
-    ``kept`` the slab's rows within the covered part), and its uncertainty image, returned."""
+def _slab_outputs(probs, slab, labels, uncertainty, kept, *, image_on, entropy, resample, sitk):
+    """One slab's labels, uncertainty and (``kept``) probabilities, written into the given
+    views of the outputs (array (z, y, x) of the slab's rows within the covered part)."""
     entropy_image = image_on(entropy(probs), slab.block_grid)
-    uncertainty = resample(entropy_image, slab.grid, interpolation="linear")
-    del entropy_image
+    made = resample(entropy_image, slab.grid, interpolation="linear")
+    uncertainty[:] = sitk.GetArrayViewFromImage(made)
+    del entropy_image, made
     best = None
     for c in range(probs.shape[-1]):
         class_image = image_on(np.ascontiguousarray(probs[..., c]), slab.block_grid)
@@ -330,7 +321,6 @@ def _slab_outputs(probs, slab, labels, kept, *, image_on, entropy, resample, sit
         if kept is not None:
             kept[..., c] = p
         del p, image
-    return uncertainty
 
 
 def _tissues(spec, results: list) -> Evaluation:
