@@ -30,9 +30,7 @@ Then, in a fresh process each, the peak resident memory of ``predict`` on a 512 
 (``--large-spacing`` mm; a smooth synthetic volume, generated in memory), reported as the process
 peak, as the growth over the process before the call (target: peak <= 2 GB) and per stage of
 the pipeline (peak RSS sampled every 5 ms while the stage runs): model space (resampling and
-normalisation), windows (the network and blending), to the scan's grid (labels, uncertainty; slab
-by slab, between windows, as the blended rows become final), outputs as images (the finished
-arrays copied into SimpleITK images).
+normalisation), windows (the network and blending), to the scan's grid (labels, uncertainty).
 
     python benchmarks/inference.py
     python benchmarks/inference.py --repeats 1 --large-size 128 128 64   # quick look
@@ -333,6 +331,7 @@ def memory_child(args: argparse.Namespace) -> None:
     import medzoo
 
     pipeline = importlib.import_module("medzoo.inference.predict")
+    windows = importlib.import_module("medzoo.inference.window")
     segmentation = importlib.import_module("medzoo.tasks.segmentation")
 
     model = medzoo.build(MODEL)
@@ -350,11 +349,8 @@ def memory_child(args: argparse.Namespace) -> None:
     inputs = {name: image for name in (channels if args.all_channels else channels[:1])}
     stages = StagePeaks()
     stages.wrap(pipeline, "_model_volume", "model space")
-    # Segmentation streams: the windows run inside _to_native, which makes each slab of the
-    # scan's grid (_slab_outputs) as soon as its model-space rows are final.
-    stages.wrap(segmentation, "_to_native", "windows")
-    stages.wrap(segmentation, "_slab_outputs", "to the scan's grid")
-    stages.wrap(segmentation, "_as_images", "outputs as images")
+    stages.wrap(windows, "sliding_window", "windows")  # the task runner imports it when run
+    stages.wrap(segmentation, "labels_on_native", "to the scan's grid")
     stages.stage = "predict, other"
     before = rss_mb()
     prediction = medzoo.predict(

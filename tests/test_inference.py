@@ -31,7 +31,6 @@ from medzoo.io import Geometry, array_to_image, read_image
 from medzoo.layers import LinearUpsampling3D
 from medzoo.preprocessing import from_model_space, reorient
 from medzoo.registry import InputSpec, ModelSpec, OutputSpec, attach_spec, build
-from medzoo.tasks import segmentation
 from medzoo.tasks.segmentation import labels_on_native
 
 DATA = Path(__file__).parent / "data"
@@ -508,47 +507,6 @@ def test_labels_streamed_in_slabs_equal_resampling_the_whole_volume(grid, monkey
     np.testing.assert_allclose(sitk.GetArrayFromImage(kept), plain, atol=1e-5)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(labels), plain.argmax(axis=-1))
     np.testing.assert_allclose(sitk.GetArrayFromImage(uncertainty), plain_uncertainty, atol=1e-5)
-
-
-@pytest.mark.parametrize(
-    ("grid", "streams"), [("RAS anisotropic", True), ("oblique", True), ("sagittal PIR", False)]
-)
-def test_streamed_probabilities_give_the_outputs_of_the_whole_volume(grid, streams, monkeypatch):
-    # Segmentation blends the windows into a band of model-space rows one window high and makes
-    # each slab of the scan's grid as soon as its rows are final; the outputs must be those of
-    # blending the whole volume first. A scan whose slices lie across the model's rows
-    # (sagittal against the model's axial rows) accumulates the whole volume instead.
-    direction, spacing = GRIDS[grid]
-    rng = np.random.default_rng(3)
-    image = scan((rng.random((40, 30, 26)) * 100).astype(np.float32), spacing, direction)
-    labels = {0: "background", 1: "one", 2: "two"}
-    spec = make_spec(
-        spacing=(1.5, 1.5, 1.5),
-        patch=(8, 8, 8),
-        output=OutputSpec(kind="label_probabilities", labels=labels),
-    )
-    keras.utils.set_random_seed(5)
-    network = keras.Sequential([keras.layers.Conv3D(3, 3, padding="same"), keras.layers.Softmax()])
-    model = attach_spec(functional(network), spec)
-    monkeypatch.setattr(runners, "SLAB_VOXELS", 26 * 30 * 2)  # slabs of two slices
-    decided = []
-    choose = segmentation._streaming_pays
-    monkeypatch.setattr(
-        segmentation, "_streaming_pays", lambda *a: decided.append(choose(*a)) or decided[-1]
-    )
-    options = dict(probabilities=True, skip_background=False, batch_size=3, progress=False)
-    streamed = predict(model, image, **options)
-    monkeypatch.setattr(segmentation, "_streaming_pays", lambda *a: False)
-    whole = predict(model, image, **options)
-
-    assert decided == [streams]
-    assert streamed.windows == whole.windows and streamed.windows.total > 8
-    for name in ("labels", "uncertainty", "probabilities"):
-        a, b = getattr(streamed, name), getattr(whole, name)
-        assert Geometry.from_image(a) == Geometry.from_image(image)
-        np.testing.assert_array_equal(sitk.GetArrayFromImage(a), sitk.GetArrayFromImage(b))
-    found = np.unique(sitk.GetArrayFromImage(streamed.labels))
-    assert len(found) >= 2  # the random network gives more than one label: a real comparison
 
 
 def test_image_outputs_outside_the_head_crop_are_the_background_intensity():

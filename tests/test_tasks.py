@@ -81,7 +81,7 @@ def test_the_memory_estimate_adds_each_tasks_own_outputs():
     seg, age = REGISTRY["unet3d_mrbrains"], REGISTRY["resnet3d_ixi_age"]
     classes = len(seg.output.labels)
     kept = estimate_bytes(seg, size, spacing, probabilities=True)
-    assert kept - estimate_bytes(seg, size, spacing) == native * 8 * classes
+    assert kept - estimate_bytes(seg, size, spacing) == native * 4 * classes
     assert get_task(age).memory_bytes(age, native, native) == 0  # a few values
     assert estimate_bytes(age, size, spacing, probabilities=True) == estimate_bytes(
         age, size, spacing

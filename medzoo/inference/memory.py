@@ -7,13 +7,11 @@ arrays :mod:`medzoo.inference.predict` holds at its peak, per voxel:
 
 - on the scan's grid (N voxels): the scans as read plus 34 bytes per voxel and channel for
   bringing them into model space (float32 copies, reorientation, anti-aliasing; measured), the
-  label map (1 byte), the uncertainty map (4 bytes, and 4 more while it becomes an image) and,
-  with ``probabilities=True``, 8 bytes per class (the array and its image); a
-  super-resolution output, 12 bytes per voxel and channel of the refined grid;
+  label map (1 byte), the uncertainty map (4 bytes) and, with ``probabilities=True``, 4 bytes
+  per class; a super-resolution output, 12 bytes per voxel and channel of the refined grid;
 - in model space (M voxels, the scan's extent at the model's spacing): the normalised channels
-  (4 bytes each, twice while stacking) and, for segmentation, the blended class probabilities
-  and their blending weights (4 bytes per class + 4; an upper bound, since they are streamed
-  in bands one window high where the scan's slices allow).
+  (4 bytes each, twice while stacking) and, for segmentation, the blended class probabilities,
+  their reoriented copies and the blending weights (8 bytes per class + 4).
 
 What differs by task is each task's :meth:`medzoo.tasks.Task.memory_bytes`.
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SLAB_VOXELS",
+    "blank",
     "check_same_channels",
     "dense_window",
     "image_on",
@@ -38,6 +39,7 @@ __all__ = [
     "normalised_entropy",
     "on_grid",
     "output_shape",
+    "paste",
     "slabs",
 ]
 
@@ -118,6 +120,22 @@ def image_on(array: np.ndarray, grid: Geometry) -> sitk.Image:
     image.SetSpacing(grid.spacing)
     image.SetDirection(grid.direction)
     return image
+
+
+def blank(grid: Geometry, pixel_id: int) -> sitk.Image:
+    """An image of zeros on ``grid``."""
+    image = sitk.Image([int(n) for n in grid.size], pixel_id)
+    image.SetOrigin(grid.origin)
+    image.SetSpacing(grid.spacing)
+    image.SetDirection(grid.direction)
+    return image
+
+
+def paste(target: sitk.Image, piece: sitk.Image, index: Sequence[int]) -> None:
+    """Write ``piece`` into ``target`` in place, its first voxel at ``index`` (x, y, z)."""
+    x, y, z = (int(i) for i in index)
+    nx, ny, nz = piece.GetSize()
+    target[x : x + nx, y : y + ny, z : z + nz] = piece
 
 
 def slabs(native: Geometry) -> Iterator[tuple[slice, Geometry]]:

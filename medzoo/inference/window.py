@@ -4,8 +4,7 @@ Volumes are float32 arrays (z, y, x, c), channels last, already normalised. Wind
 streamed: positions are generated lazily, at most ``batch_size`` windows are copied into one
 reused buffer, and each network output is blended into two float32 accumulators (weighted sum
 and weight) the moment it is computed, so memory stays at about the size of those accumulators
-whatever the number of windows. :class:`BlendedRows` goes further: it hands the blended output
-out in blocks of rows (array axis 0) as soon as they are final, its accumulators one window high.
+whatever the number of windows.
 
 Blending: each window's output is weighted by a Gaussian (sigma = 1/8 of the window size per
 axis, peak 1) or a constant 1, and the weighted outputs are divided by the summed weights. A
@@ -34,7 +33,6 @@ from medzoo.preprocessing import crop_or_pad
 
 __all__ = [
     "BLENDS",
-    "BlendedRows",
     "PredictFn",
     "WindowGrid",
     "WindowStats",
@@ -204,167 +202,50 @@ def sliding_window(
         ``(output, stats)``: float32 (z * sz, y * sy, x * sx, channels) blended output on the
         input's grid refined by ``scale``, and the window counts.
     """
-    stream = BlendedRows(
-        volume,
-        predict_fn,
-        window,
-        channels=channels,
-        scale=scale,
-        overlap=overlap,
-        batch_size=batch_size,
-        blend=blend,
-        margin=margin,
-        foreground=foreground,
-        background=background,
-        pad_value=pad_value,
-        progress=progress,
+    volume, window, scale = (
+        _check_volume(volume),
+        positive_ints(window, "window"),
+        positive_ints(scale, "scale", unit=""),
     )
-    del volume, foreground
-    ((_, output),) = list(stream.blocks(band=False))
-    return output, stream.stats
-
-
-class BlendedRows:
-    """:func:`sliding_window`'s blended output, handed out in blocks of whole rows (array axis 0)
-    as soon as no later window can change them.
-
-    Windows run in :class:`WindowGrid` order (z-major). Once every window at one z start has
-    been added, the output rows above the next z start are final: :meth:`blocks` divides them
-    by their blending weight and yields them, and the accumulators shift up. So with
-    ``band=True`` the accumulators span one window's height of output rows instead of the whole
-    volume, and a caller that reduces each block as it comes (e.g. to labels on the scan's grid)
-    never holds the whole blended output. Each voxel gets the same sums, in the same order, as
-    with ``band=False`` (one block at the end): the values are identical.
-
-    Args: as :func:`sliding_window`. ``shape`` is the output's (z, y, x, channels) shape and
-    :attr:`stats` the window counts once :meth:`blocks` has been run through.
-    """
-
-    def __init__(
-        self,
-        volume: np.ndarray,
-        predict_fn: PredictFn,
-        window: Sequence[int],
-        *,
-        channels: int,
-        scale: Sequence[int] = (1, 1, 1),
-        overlap: float = 0.5,
-        batch_size: int = 1,
-        blend: str = "gaussian",
-        margin: int = 0,
-        foreground: np.ndarray | None = None,
-        background: Sequence[float] | None = None,
-        pad_value: float = 0.0,
-        progress: bool = True,
-    ) -> None:
-        volume, window, scale = (
-            _check_volume(volume),
-            positive_ints(window, "window"),
-            positive_ints(scale, "scale", unit=""),
+    foreground = _check_foreground(foreground, volume)
+    fill = np.zeros(channels, np.float32) if background is None else np.asarray(background)
+    if fill.shape != (channels,):
+        raise ValueError(
+            f"background must hold one value per output channel ({channels}), got shape "
+            f"{fill.shape}"
         )
-        foreground = _check_foreground(foreground, volume)
-        fill = np.zeros(channels, np.float32) if background is None else np.asarray(background)
-        if fill.shape != (channels,):
-            raise ValueError(
-                f"background must hold one value per output channel ({channels}), got shape "
-                f"{fill.shape}"
+    padded, croppad = _pad_to_window(volume, window, pad_value)
+    if foreground is not None and croppad is not None:
+        foreground = croppad.apply(foreground, value=False)
+    grid = WindowGrid.cover(padded.shape[:3], window, overlap, margin)
+    out_shape = tuple(s * f for s, f in zip(padded.shape[:3], scale, strict=True))
+    total = np.zeros((*out_shape, channels), np.float32)
+    weight = np.zeros(out_shape, np.float32)
+    weight_cache: dict[tuple, np.ndarray] = {}
+    out_window = tuple(w * f for w, f in zip(window, scale, strict=True))
+    skipped = 0
+    for corner, output in _stream(padded, grid, predict_fn, batch_size, foreground, progress):
+        borders = tuple(
+            (c == 0, c + w == n) for c, w, n in zip(corner, window, padded.shape[:3], strict=True)
+        )
+        if borders not in weight_cache:
+            weight_cache[borders] = blend_weights(
+                out_window, blend, margin=[margin * f for f in scale], borders=borders
             )
-        if blend not in BLENDS:
-            raise ValueError(f"blend={blend!r} is not supported; use one of {list(BLENDS)}")
-        padded, croppad = _pad_to_window(volume, window, pad_value)
-        if foreground is not None and croppad is not None:
-            foreground = croppad.apply(foreground, value=False)
-        self._grid = WindowGrid.cover(padded.shape[:3], window, overlap, margin)
-        self._padded, self._foreground, self._fill = padded, foreground, fill
-        self._predict_fn, self._batch_size, self._progress = predict_fn, batch_size, progress
-        self._blend, self._margin, self._scale, self._channels = blend, margin, scale, channels
-        self._padded_out = tuple(s * f for s, f in zip(padded.shape[:3], scale, strict=True))
-        pads = croppad.pad if croppad is not None else ((0, 0),) * 3
-        #: the unpadded output's slice of the padded output, per axis (z, y, x)
-        self._inner = tuple(
-            slice(b * f, n - a * f)
-            for (b, a), n, f in zip(pads, self._padded_out, scale, strict=True)
-        )
-        self.shape = (*(s.stop - s.start for s in self._inner), channels)
-        self._skipped: int | None = None
-
-    @property
-    def stats(self) -> WindowStats:
-        """Window counts (valid once :meth:`blocks` has been run through)."""
-        if self._skipped is None:
-            raise RuntimeError("BlendedRows.stats is known once blocks() has been run through")
-        return WindowStats(len(self._grid), self._skipped)
-
-    @property
-    def boundaries(self) -> tuple[int, ...]:
-        """The output rows (axis 0, unpadded) at which the blocks of ``band=True`` end."""
-        f, inner = self._scale[0], self._inner[0]
-        ends = [s * f for s in self._grid.starts[0][1:]] + [self._padded_out[0]]
-        clipped = [min(max(e, inner.start), inner.stop) - inner.start for e in ends]
-        return tuple(sorted(set(e for e in clipped if e > 0)))
-
-    def blocks(self, band: bool = True) -> Iterator[tuple[slice, np.ndarray]]:
-        """Yield ``(rows, block)``: the final blended output of ``rows`` (a slice of axis 0),
-        float32 (rows, y, x, channels), in ascending order, covering every row once. A block is
-        a view into the accumulators, valid until the next one is asked for (copy what must
-        outlast it). ``band=False`` accumulates the whole output and yields it as one block."""
-        grid, scale, channels = self._grid, self._scale, self._channels
-        out_shape = self._padded_out
-        out_window = tuple(w * f for w, f in zip(grid.window, scale, strict=True))
-        height = out_window[0] if band else out_shape[0]
-        total = np.zeros((height, *out_shape[1:], channels), np.float32)
-        weight = np.zeros((height, *out_shape[1:]), np.float32)
-        weight_cache: dict[tuple, np.ndarray] = {}
-        fill, skipped, base = self._fill, 0, 0  # base: the output row held in total[0]
-        windows = _stream(
-            self._padded, grid, self._predict_fn, self._batch_size, self._foreground, self._progress
-        )
-        for corner, output in windows:
-            start = corner[0] * scale[0]
-            if band and start > base:  # every window above `start` has been added
-                yield from self._final(total, weight, base, start)
-                _shift(total, start - base)
-                _shift(weight, start - base)
-                base = start
-            borders = tuple(
-                (c == 0, c + w == n)
-                for c, w, n in zip(corner, grid.window, self._padded.shape[:3], strict=True)
-            )
-            if borders not in weight_cache:
-                weight_cache[borders] = blend_weights(
-                    out_window,
-                    self._blend,
-                    margin=[self._margin * f for f in scale],
-                    borders=borders,
-                )
-            w = weight_cache[borders]
-            index = grid.slices(corner, scale)
-            index = (slice(index[0].start - base, index[0].stop - base), *index[1:])
-            if output is None:
-                skipped += 1
-                for c in np.flatnonzero(fill):
-                    total[(*index, c)] += w * fill[c]
-            else:
-                _check_output(output, out_window, channels)
-                total[index] += output * w[..., None]
-            weight[index] += w
-        self._skipped = skipped
-        self._padded = self._foreground = None  # the input is no longer needed
-        yield from self._final(total, weight, base, base + height)
-
-    def _final(
-        self, total: np.ndarray, weight: np.ndarray, base: int, stop: int
-    ) -> Iterator[tuple[slice, np.ndarray]]:
-        """Divide output rows [base, stop) (padded) by their weight in place and yield the part
-        inside the unpadded output."""
-        inner = self._inner
-        first, last = max(base, inner[0].start), min(stop, inner[0].stop)
-        if first >= last:
-            return
-        t, w = total[first - base : last - base], weight[first - base : last - base]
-        np.divide(t, w[..., None], out=t, where=w[..., None] > 0)
-        rows = slice(first - inner[0].start, last - inner[0].start)
-        yield rows, t[:, inner[1], inner[2]]
+        w = weight_cache[borders]
+        index = grid.slices(corner, scale)
+        if output is None:
+            skipped += 1
+            for c in np.flatnonzero(fill):
+                total[(*index, c)] += w * fill[c]
+        else:
+            _check_output(output, out_window, channels)
+            total[index] += output * w[..., None]
+        weight[index] += w
+    np.divide(total, weight[..., None], out=total, where=weight[..., None] > 0)
+    if croppad is not None:
+        total = _unpad(total, croppad, scale)
+    return total, WindowStats(len(grid), skipped)
 
 
 def window_average(
@@ -450,21 +331,19 @@ def _stream(
             yield from flush()
 
 
-def _shift(array: np.ndarray, rows: int) -> None:
-    """Move ``array``'s rows (axis 0) up by ``rows`` in place and zero the rows freed at the
-    end; copied in chunks that do not overlap, so that NumPy makes no temporary copy."""
-    height = array.shape[0]
-    for first in range(0, height - rows, rows):
-        count = min(rows, height - rows - first)
-        array[first : first + count] = array[first + rows : first + rows + count]
-    array[max(0, height - rows) :] = 0
-
-
 def _pad_to_window(volume: np.ndarray, window: Triple, value: float):
     target = tuple(max(s, w) for s, w in zip(volume.shape[:3], window, strict=True))
     if target == volume.shape[:3]:
         return volume, None
     return crop_or_pad(volume, target, value=value)
+
+
+def _unpad(array: np.ndarray, croppad, scale: Triple) -> np.ndarray:
+    index = tuple(
+        slice(b * f, s - a * f)
+        for (b, a), s, f in zip(croppad.pad, array.shape[:3], scale, strict=True)
+    )
+    return array[index]
 
 
 def _check_volume(volume: np.ndarray) -> np.ndarray:
