@@ -331,6 +331,8 @@ def memory_child(args: argparse.Namespace) -> None:
     import medzoo
 
     pipeline = importlib.import_module("medzoo.inference.predict")
+    windows = importlib.import_module("medzoo.inference.window")
+    segmentation = importlib.import_module("medzoo.tasks.segmentation")
 
     model = medzoo.build(MODEL)
     size = tuple(args.large_size)
@@ -347,8 +349,8 @@ def memory_child(args: argparse.Namespace) -> None:
     inputs = {name: image for name in (channels if args.all_channels else channels[:1])}
     stages = StagePeaks()
     stages.wrap(pipeline, "_model_volume", "model space")
-    stages.wrap(pipeline, "sliding_window", "windows")
-    stages.wrap(pipeline, "_labels_on_native", "to the scan's grid")
+    stages.wrap(windows, "sliding_window", "windows")  # the task runner imports it when run
+    stages.wrap(segmentation, "labels_on_native", "to the scan's grid")
     stages.stage = "predict, other"
     before = rss_mb()
     prediction = medzoo.predict(

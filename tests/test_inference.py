@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib
 import json
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from medzoo.inference import (
     WindowGrid,
     label_volumes,
     predict,
+    runners,
     sliding_window,
     window_average,
     write_outputs,
@@ -32,6 +31,7 @@ from medzoo.io import Geometry, array_to_image, read_image
 from medzoo.layers import LinearUpsampling3D
 from medzoo.preprocessing import from_model_space, reorient
 from medzoo.registry import InputSpec, ModelSpec, OutputSpec, attach_spec, build
+from medzoo.tasks.segmentation import labels_on_native
 
 DATA = Path(__file__).parent / "data"
 BRAIN_IMAGE = DATA / "brain1_crop_image.nrrd"  # real LAS scan, 0.78 x 0.78 x 6.5 mm
@@ -248,8 +248,7 @@ def test_back_resampling_in_slabs_equals_the_whole_grid_at_once(monkeypatch):
     spec = make_spec(spacing=(2.0, 2.0, 2.0), patch=(8, 8, 8))
     model = threshold_model(spec)
     whole = predict(model, image, probabilities=True, progress=False)
-    predict_module = sys.modules["medzoo.inference.predict"]
-    monkeypatch.setattr(predict_module, "_SLAB_VOXELS", 26 * 28 * 5)  # slabs of 5 slices
+    monkeypatch.setattr(runners, "SLAB_VOXELS", 26 * 28 * 5)  # slabs of 5 slices
     sliced = predict(model, image, probabilities=True, progress=False)
 
     assert Geometry.from_image(sliced.labels) == Geometry.from_image(image)
@@ -471,8 +470,7 @@ def test_the_margin_around_the_head_adds_no_window():
 def test_labels_streamed_in_slabs_equal_resampling_the_whole_volume(grid, monkeypatch):
     # The memory-saving path (slabs, a block of the probabilities per slab, outputs pasted in
     # place) against the plain one: every class image resampled whole onto the whole scan grid.
-    pipeline = importlib.import_module("medzoo.inference.predict")
-    monkeypatch.setattr(pipeline, "_SLAB_VOXELS", 300)  # many slabs of a few slices
+    monkeypatch.setattr(runners, "SLAB_VOXELS", 300)  # many slabs of a few slices
     rng = np.random.default_rng(7)
     probs = rng.random((12, 14, 10, 4), dtype=np.float32)
     probs /= probs.sum(axis=-1, keepdims=True)
@@ -485,7 +483,7 @@ def test_labels_streamed_in_slabs_equal_resampling_the_whole_volume(grid, monkey
     extent = np.asarray(direction, float) @ (np.asarray(size) * np.asarray(spacing))
     origin = centre - extent / 2 + 6.0  # the scan's grid shifted off the model-space volume
     native = Geometry(tuple(origin), spacing, tuple(np.ravel(direction)), size)
-    labels, uncertainty, kept = pipeline._labels_on_native(
+    labels, uncertainty, kept = labels_on_native(
         probs, model_grid, native, keep=True, progress=False
     )
     plain = np.stack(
@@ -499,7 +497,7 @@ def test_labels_streamed_in_slabs_equal_resampling_the_whole_volume(grid, monkey
         ],
         axis=-1,
     )
-    entropy = array_to_image(pipeline._normalised_entropy(probs), model_grid)
+    entropy = array_to_image(runners.normalised_entropy(probs), model_grid)
     plain_uncertainty = sitk.GetArrayFromImage(from_model_space(entropy, native))
 
     for image in (labels, uncertainty, kept):

@@ -107,3 +107,20 @@ def test_held_out_synthetic_cases_are_made_by_the_task():
         assert other.case_grid(spec) == (other.case_spacing, (1, 1, 1))
         case = other.synthetic_case(spec, "c", {"t1": fine}, labels, {"age": 30.0})
         assert case.inputs == {"t1": fine} and case.label is labels and case.reference is None
+
+
+def test_the_memory_estimate_adds_each_tasks_own_outputs():
+    from medzoo.inference.memory import estimate_bytes
+
+    size, spacing = (200, 200, 100), (1.0, 1.0, 2.0)  # 4e6 scan voxels
+    native = 200 * 200 * 100
+    seg, age = REGISTRY["unet3d_mrbrains"], REGISTRY["resnet3d_ixi_age"]
+    classes = len(seg.output.labels)
+    kept = estimate_bytes(seg, size, spacing, probabilities=True)
+    assert kept - estimate_bytes(seg, size, spacing) == native * 4 * classes
+    assert get_task(age).memory_bytes(age, native, native) == 0  # a few values
+    assert estimate_bytes(age, size, spacing, probabilities=True) == estimate_bytes(
+        age, size, spacing
+    )
+    for spec in REGISTRY.values():
+        assert get_task(spec).memory_bytes(spec, native, native) >= 0

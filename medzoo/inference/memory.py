@@ -13,6 +13,8 @@ arrays :mod:`medzoo.inference.predict` holds at its peak, per voxel:
   (4 bytes each, twice while stacking) and, for segmentation, the blended class probabilities,
   their reoriented copies and the blending weights (8 bytes per class + 4).
 
+What differs by task is each task's :meth:`medzoo.tasks.Task.memory_bytes`.
+
 It is a planning figure (it leaves out the network's own activations, which depend on the batch
 and window size, and Python's overhead), accurate to tens of percent. Available memory is the
 least of: ``MemAvailable`` (``/proc/meminfo``), the cgroup limit minus usage (v2
@@ -32,7 +34,8 @@ from pathlib import Path
 
 import SimpleITK as sitk  # noqa: N813
 
-from medzoo.registry import ModelSpec
+from medzoo.spec import ModelSpec
+from medzoo.tasks import get_task
 
 __all__ = ["InsufficientMemoryError", "available_bytes", "check_memory", "estimate_bytes"]
 
@@ -72,17 +75,7 @@ def estimate_bytes(
     model_spacing = spec.input.spacing_mm
     model = math.prod(max(1, math.ceil(e / s)) for e, s in zip(extent, model_spacing, strict=True))
     total = native * channels * (itemsize + _NATIVE_BYTES) + model * channels * 8
-    if spec.task == "segmentation":
-        classes = len(spec.output.labels or {}) or 2
-        total += model * (8 * classes + 4) + native * (1 + 4)
-        if probabilities:
-            total += native * 4 * classes
-    elif spec.task == "super_resolution" and spec.output.spacing_mm:
-        pairs = zip(model_spacing, spec.output.spacing_mm, strict=True)
-        factor = math.prod(a / b for a, b in pairs)
-        total += int(model * factor * channels * 12)  # stitched output + on the scan's axes
-    elif spec.task == "autoencoder":
-        total += native * channels * 4
+    total += get_task(spec).memory_bytes(spec, native, model, probabilities=probabilities)
     return int(total)
 
 

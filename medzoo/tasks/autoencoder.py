@@ -6,11 +6,15 @@ cases and channels); the best checkpoint has the highest ``psnr``.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from medzoo.tasks.base import Evaluation, Task, normalised, psnr
 
 __all__ = ["Autoencoder"]
+
+logger = logging.getLogger(__name__)
 
 
 class Autoencoder(Task):
@@ -37,7 +41,47 @@ class Autoencoder(Task):
         ]
         return Evaluation({"psnr": float(np.mean(scores))})
 
-    def run(self, prediction, model, held, model_grid, native, maps, options):
-        from medzoo.inference.predict import _autoencode
+    def memory_bytes(self, spec, native, model, *, probabilities=False) -> int:
+        return native * len(spec.input.channels) * 4  # the reconstruction on the scan's grid
 
-        _autoencode(prediction, model, held, model_grid, native, maps, options)
+    def run(self, prediction, model, held, model_grid, native, maps, options):
+        """The model-space volume centre-cropped/padded to the patch size, encoded (the latent
+        vector) and decoded; the reconstruction goes back onto the scan's grid in scan
+        intensity units."""
+        from medzoo.inference.runners import check_same_channels, images_on, mm
+        from medzoo.preprocessing import crop_or_pad
+
+        volume, foreground = held
+        held.clear()
+        spec = prediction.spec
+        if options.flips != ((),):
+            raise ValueError(
+                "tta is not available for autoencoders: the latent vector of a flipped scan is "
+                "another vector, not a flipped one; run without tta"
+            )
+        try:
+            encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
+        except ValueError as err:
+            raise ValueError(
+                f"autoencoder {spec.name!r} needs nested models named 'encoder' and 'decoder' "
+                "(as medzoo.models.ConvAutoencoder3D builds them)"
+            ) from err
+        low = spec.input.value_range[0]
+        window, croppad = crop_or_pad(volume, spec.input.patch_size, value=low)
+        if foreground is not None:
+            lost = int(foreground.sum()) - int(croppad.apply(foreground).sum())
+            if lost:
+                logger.warning(
+                    "%s: the scan is larger than the model's fixed input %s (z, y, x) at %s mm; "
+                    "%d foreground voxels outside the centred crop are not seen",
+                    spec.name,
+                    spec.input.patch_size,
+                    mm(model_grid.spacing),
+                    lost,
+                )
+        prediction.latent = np.asarray(encoder.predict_on_batch(window[None]), np.float32)[0]
+        latent = prediction.latent[None]
+        reconstruction = np.asarray(decoder.predict_on_batch(latent), np.float32)[0]
+        check_same_channels(spec, reconstruction.shape[-1])
+        reconstruction = croppad.undo(reconstruction, value=low)
+        prediction.images = images_on(reconstruction, model_grid, native, maps, spec, options.fill)

@@ -166,6 +166,15 @@ class Task:
 
     # ------------------------------------------------------------------ prediction
 
+    def memory_bytes(
+        self, spec: ModelSpec, native: int, model: int, *, probabilities: bool = False
+    ) -> int:
+        """Peak bytes the runner holds besides the inputs' (see
+        :func:`medzoo.inference.memory.estimate_bytes`), for ``native`` voxels on the scan's
+        grid and ``model`` voxels in model space; ``probabilities`` as in
+        :func:`medzoo.predict`. 0 by default: a task whose outputs are a few values."""
+        return 0
+
     def run(
         self,
         prediction: Any,

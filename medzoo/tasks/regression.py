@@ -42,6 +42,25 @@ class Regression(Task):
         return Evaluation({"mae": float(np.abs(errors).mean()), "bias": float(errors.mean())})
 
     def run(self, prediction, model, held, model_grid, native, maps, options):
-        from medzoo.inference.predict import _image_level
+        """The network's outputs averaged over the windows that hold foreground, as
+        :meth:`values`."""
+        from medzoo.inference.runners import network
+        from medzoo.inference.tta import with_flips
+        from medzoo.inference.window import window_average
 
-        _image_level(prediction, model, held, model_grid, native, maps, options)
+        volume, foreground = held
+        held.clear()
+        spec = prediction.spec
+        window = tuple(spec.input.patch_size)
+        net = with_flips(network(model), options.flips, spatial=False)
+        mean, prediction.windows = window_average(
+            volume,
+            net,
+            window,
+            overlap=options.overlap,
+            batch_size=options.batch_size,
+            foreground=foreground,
+            pad_value=spec.input.value_range[0],
+            progress=options.progress,
+        )
+        prediction.values = self.values(spec, mean)

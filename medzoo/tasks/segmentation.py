@@ -10,13 +10,18 @@ instead. The best checkpoint has the highest ``dice_mean``.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medzoo.tasks.base import Evaluation, Task
 
-__all__ = ["Segmentation"]
+if TYPE_CHECKING:
+    import SimpleITK as sitk  # noqa: N813
+
+    from medzoo.geometry import Geometry
+
+__all__ = ["Segmentation", "labels_on_native"]
 
 
 class Segmentation(Task):
@@ -68,10 +73,138 @@ class Segmentation(Task):
         case, prediction = results[0]
         return Evaluation(metrics, _preview(spec, case, prediction))
 
-    def run(self, prediction, model, held, model_grid, native, maps, options):
-        from medzoo.inference.predict import _segment
+    def memory_bytes(self, spec, native, model, *, probabilities=False) -> int:
+        # model space: blended probabilities, reoriented copies, blending weights (8 bytes per
+        # class + 4); the scan's grid: labels (1 byte), uncertainty (4), kept probabilities
+        classes = len(spec.output.labels or {}) or 2
+        total = model * (8 * classes + 4) + native * (1 + 4)
+        if probabilities:
+            total += native * 4 * classes
+        return total
 
-        _segment(prediction, model, held, model_grid, native, maps, options)
+    def run(self, prediction, model, held, model_grid, native, maps, options):
+        """Class probabilities blended over the windows, then on the scan's grid: labels, the
+        normalised entropy map and, with ``options.probabilities``, the probabilities."""
+        from medzoo.inference.runners import dense_window, network, output_shape
+        from medzoo.inference.tta import left_right_axis, swap_permutation, with_flips
+        from medzoo.inference.window import sliding_window
+
+        volume, foreground = held
+        held.clear()
+        spec = prediction.spec
+        window = dense_window(spec.input, volume.shape[:3])
+        out_shape = output_shape(model, window, volume.shape[-1])
+        classes = out_shape[-1]
+        if out_shape[:3] != window:
+            raise ValueError(
+                f"segmentation model {spec.name!r} maps a window {window} to {out_shape[:3]}; it "
+                "must keep the window's size (z, y, x)"
+            )
+        if spec.output.labels is not None and set(spec.output.labels) != set(range(classes)):
+            raise ValueError(
+                f"model {spec.name!r} has {classes} output channels but its spec labels are "
+                f"{sorted(spec.output.labels)}; the labels must be 0..{classes - 1} (one per "
+                "channel)"
+            )
+        pairs = spec.output.left_right_pairs
+        net = with_flips(
+            network(model),
+            options.flips,
+            swap_axis=left_right_axis(spec.input.orientation),
+            permutation=swap_permutation(pairs, classes) if pairs else None,
+        )
+        background = np.zeros(classes, np.float32)
+        background[0] = 1.0
+        probs, prediction.windows = sliding_window(
+            volume,
+            net,
+            window,
+            channels=classes,
+            overlap=options.overlap,
+            batch_size=options.batch_size,
+            blend=options.blend,
+            margin=options.margin,
+            foreground=foreground,
+            background=background,
+            pad_value=spec.input.value_range[0],
+            progress=options.progress,
+        )
+        del volume, foreground  # the network's input, no longer needed
+        prediction.labels, prediction.uncertainty, prediction.probabilities = labels_on_native(
+            probs, model_grid, native, keep=options.probabilities, progress=options.progress
+        )
+
+
+def labels_on_native(
+    probs: np.ndarray,
+    model_grid: Geometry,
+    native: Geometry,
+    *,
+    keep: bool,
+    progress: bool,
+) -> tuple[sitk.Image, sitk.Image, sitk.Image | None]:
+    """Model-space class probabilities (z, y, x, class) -> the scan's grid (linearly) -> arg-max.
+
+    Only the part of the scan's grid that the (cropped) model-space volume covers is resampled,
+    in slabs of whole slices (:func:`medzoo.inference.runners.slabs`); each slab reads just the
+    block of ``probs`` that covers it (:func:`medzoo.preprocessing.covering_box`), one class at
+    a time, and its labels and uncertainty are pasted in place into the output images. So
+    besides ``probs`` and the outputs, memory holds one slab's worth of voxels: no reoriented or
+    full-size copy of the probabilities, and no second copy of an output. Outside the covered
+    part the outputs are background (label 0, uncertainty 0, class 0 probability 1). The
+    uncertainty is the normalised entropy of the model-space probabilities
+    (:func:`medzoo.inference.runners.normalised_entropy`), resampled linearly onto the scan's
+    grid."""
+    import SimpleITK as sitk  # noqa: N813
+    from tqdm.auto import tqdm
+
+    from medzoo.inference.runners import blank, image_on, normalised_entropy, paste, slabs
+    from medzoo.preprocessing import covering_box, from_model_space
+
+    classes = probs.shape[-1]
+    box, part = covering_box(model_grid, native)
+    label_type = np.uint8 if classes <= 256 else np.uint16
+    labels = blank(native, sitk.sitkUInt8 if classes <= 256 else sitk.sitkUInt16)
+    uncertainty = blank(native, sitk.sitkFloat32)
+    kept = None
+    if keep:
+        kept = np.zeros((*native.shape, classes), np.float32)
+        kept[..., 0] = 1.0
+    inner_kept = None if kept is None else kept[box]
+    corner = [b.start for b in box[::-1]]  # the part's first voxel in the scan, (x, y, z)
+    pieces = list(slabs(part))
+    for rows, slab in tqdm(pieces, desc="to the scan's grid", unit="slab", disable=not progress):
+        where = (corner[0], corner[1], corner[2] + rows.start)
+        block_box, block_grid = covering_box(slab, model_grid)
+        block = probs[block_box]
+        entropy = image_on(normalised_entropy(block), block_grid)
+        paste(uncertainty, from_model_space(entropy, slab, interpolation="linear"), where)
+        del entropy
+        best = None
+        slab_labels = np.zeros(slab.shape, label_type)
+        for c in range(classes):
+            class_image = image_on(np.ascontiguousarray(block[..., c]), block_grid)
+            image = from_model_space(
+                class_image, slab, interpolation="linear", default_value=float(c == 0)
+            )
+            del class_image
+            p = sitk.GetArrayViewFromImage(image)
+            if best is None:
+                best = p.copy()
+            else:
+                better = p > best
+                slab_labels[better] = c
+                np.copyto(best, p, where=better)
+            if inner_kept is not None:
+                inner_kept[rows, ..., c] = p
+            del p, image
+        paste(labels, image_on(slab_labels, slab), where)
+        del best, slab_labels, block
+    del inner_kept
+    probabilities = None
+    if keep:
+        probabilities = image_on(kept, native)
+    return labels, uncertainty, probabilities
 
 
 def _tissues(spec, results: list) -> Evaluation:

@@ -9,6 +9,8 @@ B-spline and trilinear), averaged over cases, with each case's values as ``<name
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from medzoo.tasks.base import Evaluation, Task, normalised, psnr
@@ -89,10 +91,59 @@ class SuperResolution(Task):
             {"psnr": float(np.mean(scores)), "psnr_trilinear": float(np.mean(baseline))}
         )
 
-    def run(self, prediction, model, held, model_grid, native, maps, options):
-        from medzoo.inference.predict import _super_resolve
+    def memory_bytes(self, spec, native, model, *, probabilities=False) -> int:
+        if not spec.output.spacing_mm:
+            return 0
+        pairs = zip(spec.input.spacing_mm, spec.output.spacing_mm, strict=True)
+        factor = math.prod(a / b for a, b in pairs)
+        # the stitched output and its copy on the scan's axes, per channel of the refined grid
+        return int(model * factor * len(spec.input.channels) * 12)
 
-        _super_resolve(prediction, model, held, model_grid, native, maps, options)
+    def run(self, prediction, model, held, model_grid, native, maps, options):
+        """The windows' outputs blended on the model grid refined by the network's factors,
+        then resampled onto the scan's grid refined alike, in scan intensity units."""
+        from medzoo.inference.runners import (
+            check_same_channels,
+            dense_window,
+            images_on,
+            network,
+            output_shape,
+        )
+        from medzoo.inference.tta import with_flips
+        from medzoo.inference.window import sliding_window
+
+        volume, foreground = held
+        held.clear()
+        spec = prediction.spec
+        window = dense_window(spec.input, volume.shape[:3])
+        out_shape = output_shape(model, window, volume.shape[-1])
+        scale = tuple(o // w for o, w in zip(out_shape[:3], window, strict=True))
+        if any(o != w * f for o, w, f in zip(out_shape[:3], window, scale, strict=True)):
+            raise ValueError(
+                f"super-resolution model {spec.name!r} maps a window {window} to "
+                f"{out_shape[:3]}, which is not an integer multiple of it (z, y, x)"
+            )
+        check_same_channels(spec, out_shape[-1])
+        net = with_flips(network(model), options.flips)
+        low = spec.input.value_range[0]
+        fine, prediction.windows = sliding_window(
+            volume,
+            net,
+            window,
+            channels=out_shape[-1],
+            scale=scale,
+            overlap=options.overlap,
+            batch_size=options.batch_size,
+            blend=options.blend,
+            margin=options.margin,
+            foreground=foreground,
+            background=np.full(out_shape[-1], low, np.float32),
+            pad_value=low,
+            progress=options.progress,
+        )
+        fine_grid = model_grid.refined(scale)
+        target = native.matched_to(fine_grid)
+        prediction.images = images_on(fine, fine_grid, target, maps, spec, options.fill)
 
 
 def _real_sr(spec, results: list) -> Evaluation:
