@@ -1,11 +1,13 @@
-"""The head as one solid region, so that a segmentation labels nothing in the air.
+"""The head as a solid region, so that a segmentation labels nothing in the air.
 
 ``medzoo.predict`` finds the voxels above the background threshold (the foreground) to crop and
 skip windows; windows that hold some head also hold air, and a network can label that air.
-:func:`head_region` turns the foreground into the head: its largest connected piece (air noise
-and ghosting above the threshold fall away), closed over small gaps, enclosed holes (the dark
-skull, sinuses, CSF) filled, and grown by a margin so that partial-volume voxels at the skin stay
-in. Segmentation sets every voxel outside it to background.
+:func:`head_region` turns the foreground into the head: its connected pieces of at least 5 % of
+the largest (specks of air noise above the threshold fall away; a brain that the dark skull
+parts from the scalp stays), closed over small gaps, enclosed holes (the dark skull, sinuses,
+CSF) filled, and grown by a margin so that partial-volume voxels at the skin stay in. Every
+foreground voxel is in it too (a speck of noise, but nothing around it): segmentation sets every
+voxel outside it to background, so it never drops a label from a voxel above the threshold.
 
 The work is done on a grid ``factor`` times coarser per axis (a coarse voxel is foreground when
 any of its fine voxels is), which is far cheaper and loses no head: the region only grows, by
@@ -16,7 +18,6 @@ Arrays are (z, y, x); spacings are (z, y, x) in mm.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 
@@ -25,7 +26,8 @@ from scipy import ndimage
 
 __all__ = ["head_region"]
 
-logger = logging.getLogger(__name__)
+#: Foreground pieces smaller than this share of the largest are air noise, not head.
+_LEAST_PIECE = 0.05
 
 
 def head_region(
@@ -46,7 +48,8 @@ def head_region(
         factor: the coarse grid's voxels per fine voxel along each axis (1: full resolution).
 
     Returns:
-        boolean (z, y, x), same shape as ``foreground``; all False when nothing is foreground.
+        boolean (z, y, x), same shape as ``foreground``, True on every foreground voxel; all
+        False when nothing is foreground.
 
     Raises:
         ValueError: ``foreground`` is not 3D, a spacing is not positive, or ``factor`` < 1.
@@ -68,14 +71,15 @@ def head_region(
     if count > 1:
         sizes = np.bincount(components.reshape(-1))
         sizes[0] = 0
-        coarse = components == int(np.argmax(sizes))
+        keep = sizes >= _LEAST_PIECE * sizes.max()
+        coarse = keep[components]
     del components
     # Closing (grow, then shrink back) through distances in mm, then fill what it encloses.
     grown = _distance_outside(coarse, coarse_spacing) <= closing_mm
     closed = _distance_outside(~grown, coarse_spacing) > closing_mm
     filled = ndimage.binary_fill_holes(closed | coarse)
     head = _distance_outside(filled, coarse_spacing) <= margin_mm
-    return _expand(head, factor, foreground.shape)
+    return _expand(head, factor, foreground.shape) | foreground
 
 
 def _distance_outside(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:

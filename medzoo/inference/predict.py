@@ -204,8 +204,11 @@ def predict(
             foreground voxel, grown by ``head_margin_mm``) and skip windows in which every
             channel is at most ``background_threshold`` (see below); everything outside the crop
             and every skipped window counts as background (label 0, or the lowest normalised
-            intensity for image outputs). Off: every window of the whole volume runs. The
-            autoencoder (one fixed-size window) is never cropped.
+            intensity for image outputs); segmentation also labels nothing outside the head
+            region (:func:`medzoo.inference.head.head_region`: the foreground's largest piece,
+            closed, holes filled, 1 mm margin). Off: every window of the whole volume runs and
+            every label is the network's own. The autoencoder (one fixed-size window) is never
+            cropped.
         background_threshold: fraction of ``spec.input.value_range`` above its low end that a
             normalised voxel must exceed to count as foreground (0.02: 2 % of the [0, 1] range).
         head_margin_mm: air kept around the head's bounding box on every side, in mm, so that

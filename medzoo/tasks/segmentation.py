@@ -9,6 +9,7 @@ instead. The best checkpoint has the highest ``dice_mean``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +24,14 @@ if TYPE_CHECKING:
 
 __all__ = ["Segmentation", "labels_on_native"]
 
+logger = logging.getLogger(__name__)
+
 
 class Segmentation(Task):
     """Class-balanced patches in training; a label image, an entropy map and optionally the
-    class probabilities from prediction, all on the scan's grid."""
+    class probabilities from prediction, all on the scan's grid. With background skipping on
+    (the default), nothing is labelled outside the head (:mod:`medzoo.inference.head`): the
+    network's labels in the air around it are set to background."""
 
     name = "segmentation"
     default_batch = 2
@@ -129,9 +134,34 @@ class Segmentation(Task):
             pad_value=spec.input.value_range[0],
             progress=options.progress,
         )
-        del volume, foreground  # the network's input, no longer needed
+        del volume  # the network's input, no longer needed
+        if foreground is not None:
+            _keep_to_the_head(probs, foreground, model_grid, background)
+        del foreground
         prediction.labels, prediction.uncertainty, prediction.probabilities = labels_on_native(
             probs, model_grid, native, keep=options.probabilities, progress=options.progress
+        )
+
+
+def _keep_to_the_head(
+    probs: np.ndarray, foreground: np.ndarray, grid: Geometry, background: np.ndarray
+) -> None:
+    """Set the model-space probabilities (z, y, x, class) to ``background`` outside the head
+    (:func:`medzoo.inference.head.head_region` of the foreground), in place, one slice at a time;
+    logs how much of the air the network had labelled."""
+    from medzoo.inference.head import head_region
+
+    head = head_region(foreground, grid.spacing[::-1])
+    labelled = 0
+    for z in range(probs.shape[0]):
+        air = ~head[z]
+        if air.any():
+            labelled += int(np.count_nonzero(np.argmax(probs[z][air], axis=-1)))
+            probs[z][air] = background
+    if labelled:
+        logger.info(
+            "%.1f mL labelled in the air (outside the head, 1 mm margin) set to background",
+            labelled * float(np.prod(grid.spacing)) / 1000.0,
         )
 
 
