@@ -111,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default=None, help="srnet3d_ixi version (default: default)")
     parser.add_argument("--weights", default=None, help="a .weights.h5 file instead")
     parser.add_argument(
+        "--baseline",
+        default=None,
+        choices=("linear", "bspline"),
+        help="with --weights: the interpolation the network corrects (default: the registry's, "
+        "bspline, as in 3.x; linear for 1.x / 2.x weights)",
+    )
+    parser.add_argument(
         "--prediction",
         default=None,
         help="the model's output for pycortex_s1 (training/evaluate_sr.py --save-dir), "
@@ -121,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     import medzoo
 
     if args.weights:
-        model = medzoo.build("srnet3d_ixi")
+        model = medzoo.build(
+            "srnet3d_ixi", **({"baseline": args.baseline} if args.baseline else {})
+        )
         model.load_weights(args.weights)
     else:
         model = medzoo.load("srnet3d_ixi", version=args.version)

@@ -163,7 +163,8 @@ _SPECS = [
         task="super_resolution",
         description=(
             "3D super-resolution of T1 scans by a factor (4, 4, 4): 4 mm in, 1 mm out, learned "
-            "as a correction on top of trilinear interpolation."
+            "as a correction on top of cubic B-spline interpolation (versions 1.x and 2.x: on "
+            "top of trilinear interpolation)."
         ),
         builder="SuperResolution3D",
         config=dict(
@@ -172,6 +173,7 @@ _SPECS = [
             filters=32,
             num_units=4,
             channel_names=("T1",),
+            baseline="bspline",  # 3.x; 1.x and 2.x (their config.json) are "linear"
             name="srnet3d_ixi",
         ),
         input=InputSpec(

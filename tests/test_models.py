@@ -138,13 +138,38 @@ def test_autoencoder_encoder_and_decoder_work_on_their_own():
         ConvAutoencoder3D(1, (15, 16, 16), filters=(4, 8), strides=(2, 2))
 
 
-def test_super_resolution_starts_as_trilinear_upsampling():
-    model = SuperResolution3D(1, factors=(2, 2, 4), filters=4, num_units=1)
+@pytest.mark.parametrize(
+    ("baseline", "layer"), [("linear", "baseline_trilinear"), ("bspline", "baseline_bspline")]
+)
+def test_super_resolution_starts_as_its_baseline_interpolation(baseline, layer):
+    kwargs = {} if baseline == "linear" else {"baseline": baseline}  # linear is the default
+    model = SuperResolution3D(1, factors=(2, 2, 4), filters=4, num_units=1, **kwargs)
     x = np.random.default_rng(0).uniform(size=(1, 3, 4, 5, 1)).astype("float32")
     out = keras.ops.convert_to_numpy(model(x))
-    baseline = keras.ops.convert_to_numpy(model.get_layer("baseline_trilinear")(x))
+    expected = keras.ops.convert_to_numpy(model.get_layer(layer)(x))
     assert out.shape == (1, 6, 8, 20, 1)
-    np.testing.assert_allclose(out, baseline, atol=1e-6)  # zero-initialised residual head
+    np.testing.assert_allclose(out, expected, atol=1e-6)  # zero-initialised residual head
+    other = "baseline_bspline" if baseline == "linear" else "baseline_trilinear"
+    assert other not in [lay.name for lay in model.layers]
+
+
+def test_registry_super_resolution_corrects_bspline_and_old_presets_stay_trilinear():
+    # 3.x (the registry's configuration) adds its residual to B-spline interpolation; the
+    # committed 1.x / 2.x presets keep their trilinear baseline (their config.json), so they load
+    # and compute exactly what they did: the same as a linear build with their weights.
+    from pathlib import Path
+
+    assert medzoo.get_spec("srnet3d_ixi").config["baseline"] == "bspline"
+    assert medzoo.build("srnet3d_ixi").get_layer("baseline_bspline") is not None
+    folder = Path(__file__).resolve().parents[1] / "weights/srnet3d_ixi/2.0.0"
+    published = medzoo.load(folder)
+    assert "baseline_bspline" not in [layer.name for layer in published.layers]
+    rebuilt = medzoo.build("srnet3d_ixi", baseline="linear")
+    rebuilt.load_weights(folder / "model.weights.h5")
+    x = np.random.default_rng(1).uniform(size=(1, 6, 6, 6, 1)).astype("float32")
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(published(x)), keras.ops.convert_to_numpy(rebuilt(x))
+    )
 
 
 @pytest.mark.parametrize(
@@ -160,6 +185,7 @@ def test_super_resolution_starts_as_trilinear_upsampling():
         (ResNet3D, dict(in_channels=1, task="segmentation"), "task must be one of"),
         (ResNet3D, dict(in_channels=1, task="classification", num_outputs=1), "num_outputs >= 2"),
         (SuperResolution3D, dict(in_channels=1, factors=(2, 0, 2)), "factors must be"),
+        (SuperResolution3D, dict(in_channels=1, baseline="cubic"), "baseline must be one of"),
     ],
 )
 def test_builders_reject_bad_arguments(builder, kwargs, message):

@@ -94,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", default=None, help="checkpoint version (default: default)")
     parser.add_argument("--weights", default=None, help="a .weights.h5 file to score instead")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        choices=("linear", "bspline"),
+        help="with --weights: the interpolation the network corrects (default: the registry's, "
+        "bspline, as in 3.x; linear for 1.x / 2.x weights)",
+    )
     parser.add_argument("--reference-dir", default=str(ROOT / "training" / "references"))
     parser.add_argument("--profile", default="block", choices=("block", "gaussian"))
     parser.add_argument("--noise", type=float, default=0.0, help="relative noise (default 0)")
@@ -104,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     import medzoo
 
     if args.weights:
-        model = medzoo.build(NAME)
+        model = medzoo.build(NAME, **({"baseline": args.baseline} if args.baseline else {}))
         model.load_weights(args.weights)
         label = args.weights
     else:

@@ -6,6 +6,16 @@ to ``.keras`` / ``config.json`` and load back with ``safe_mode=True``.
 
 from medzoo.layers.residual import ResidualUnit3D
 from medzoo.layers.size_check import SpatialSizeCheck
-from medzoo.layers.upsampling import LearnedUpsampling3D, LinearUpsampling3D
+from medzoo.layers.upsampling import (
+    BSplineUpsampling3D,
+    LearnedUpsampling3D,
+    LinearUpsampling3D,
+)
 
-__all__ = ["LearnedUpsampling3D", "LinearUpsampling3D", "ResidualUnit3D", "SpatialSizeCheck"]
+__all__ = [
+    "BSplineUpsampling3D",
+    "LearnedUpsampling3D",
+    "LinearUpsampling3D",
+    "ResidualUnit3D",
+    "SpatialSizeCheck",
+]

@@ -1,4 +1,5 @@
-"""3D super-resolution network: learns the residual on top of trilinear upsampling."""
+"""3D super-resolution network: learns the residual on top of fixed interpolation (trilinear or
+cubic B-spline upsampling)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ from collections.abc import Sequence
 
 import keras
 
-from medzoo.layers import LearnedUpsampling3D, LinearUpsampling3D, ResidualUnit3D, SpatialSizeCheck
+from medzoo.layers import (
+    BSplineUpsampling3D,
+    LearnedUpsampling3D,
+    LinearUpsampling3D,
+    ResidualUnit3D,
+    SpatialSizeCheck,
+)
 from medzoo.models._common import (
     check_activation,
     check_normalization,
@@ -14,6 +21,9 @@ from medzoo.models._common import (
     norm_act,
     triple,
 )
+
+#: The fixed interpolations :func:`SuperResolution3D` can learn a correction of.
+BASELINES = ("linear", "bspline")
 
 
 def SuperResolution3D(
@@ -25,6 +35,7 @@ def SuperResolution3D(
     activation: str = "leaky_relu",
     leaky_alpha: float = 0.1,
     channel_names: Sequence[str] | None = None,
+    baseline: str = "linear",
     name: str = "superres3d",
 ) -> keras.Model:
     """Low-resolution ``(batch, z, y, x, c)`` in, ``(batch, z*fz, y*fy, x*fx, c)`` out.
@@ -39,6 +50,11 @@ def SuperResolution3D(
     factors = triple(factors, "factors")
     check_positive(filters, "filters")
     check_positive(num_units, "num_units")
+    if baseline not in BASELINES:
+        raise ValueError(
+            f"baseline must be one of {list(BASELINES)} (the fixed interpolation the network "
+            f"corrects), got {baseline!r}"
+        )
     unit_args = dict(
         activation=check_activation(activation),
         leaky_alpha=leaky_alpha,
@@ -47,7 +63,10 @@ def SuperResolution3D(
 
     inputs = keras.Input((None, None, None, in_channels), name="image")
     x = SpatialSizeCheck(1, in_channels, channel_names, name="size_check")(inputs)
-    baseline = LinearUpsampling3D(factors, name="baseline_trilinear")(x)
+    if baseline == "bspline":
+        base = BSplineUpsampling3D(factors, name="baseline_bspline")(x)
+    else:
+        base = LinearUpsampling3D(factors, name="baseline_trilinear")(x)
     y = keras.layers.Conv3D(filters, 3, padding="same", name="encoder_stem")(x)
     for unit in range(num_units):
         y = ResidualUnit3D(filters, name=f"encoder_u{unit}", **unit_args)(y)
@@ -57,5 +76,5 @@ def SuperResolution3D(
     residual = keras.layers.Conv3D(
         in_channels, 3, padding="same", kernel_initializer="zeros", name="head_residual"
     )(y)
-    outputs = keras.layers.Add(dtype="float32", name="head_add")([baseline, residual])
+    outputs = keras.layers.Add(dtype="float32", name="head_add")([base, residual])
     return keras.Model(inputs, outputs, name=name)
