@@ -214,9 +214,10 @@ class RandomizedConfig:
         air_centre_probability: chance that a patch not centred on the brain centres anywhere
             in the head's bounding box widened by half a patch on every side (mostly air;
             normalised by the whole head's intensities) instead of on a head voxel. Off by
-            default: 1/3 (10 % of all patches) lowered the real-scan validation Dice of the
-            unet3d_mrbrains run from 0.718 to 0.651 over 750 steps, CSF most (training/README.md);
-            ``medzoo.predict`` keeps labels out of the air by the head region instead.
+            default, not proven: with 1/3 (10 % of all patches) the unet3d_mrbrains run's
+            real-scan validation Dice fell from 0.718 to 0.651 over 750 steps, but without them
+            it fell over the same batches too (training/RESULTS.md); ``medzoo.predict`` keeps
+            labels out of the air by the head region instead.
         rotation_deg: maximum rotation about each axis, degrees.
         scaling: per-axis scale range.
         shear: maximum shear coefficient.
