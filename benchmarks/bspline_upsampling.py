@@ -37,12 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     import SimpleITK as sitk  # noqa: N813
 
     from medzoo.acquisition import acquire, covered_region
+    from medzoo.assets import asset
     from medzoo.layers import BSplineUpsampling3D
     from medzoo.preprocessing import resample_to_grid
 
-    image = sitk.Cast(
-        sitk.ReadImage(str(ROOT / "medzoo/data/demo/colin27_t1_1mm.nii.gz")), sitk.sitkFloat32
-    )
+    image = sitk.Cast(sitk.ReadImage(str(asset("demo/colin27_t1_1mm.nii.gz"))), sitk.sitkFloat32)
     values = sitk.GetArrayViewFromImage(image)
     image = image / float(np.percentile(values[values > 0], 99.5))
     if args.crop:

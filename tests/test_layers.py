@@ -1,7 +1,6 @@
 """Numerics and serialisation of the 3D layers (run on TensorFlow and on JAX)."""
 
 import math
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -88,7 +87,9 @@ def _real_t1_crop(size_zyx) -> np.ndarray:
     """A crop of the bundled real Colin27 T1 around the brain centre, scaled to about [0, 1]."""
     import SimpleITK as sitk  # noqa: N813
 
-    path = Path(__file__).resolve().parents[1] / "medzoo/data/demo/colin27_t1_1mm.nii.gz"
+    from medzoo.assets import asset
+
+    path = asset("demo/colin27_t1_1mm.nii.gz")
     volume = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).astype(np.float32)
     volume /= np.percentile(volume[volume > 0], 99.5)
     start = [c // 2 - n // 2 for c, n in zip(volume.shape, size_zyx, strict=True)]
