@@ -413,16 +413,14 @@ class RandomizedRenderer:
         shape = cfg.patch_shape
         in_air = False
         if rng.random() < cfg.brain_centre_probability:
-            pool = label_map.brain_voxels
+            centre = label_map.brain_voxels[rng.integers(len(label_map.brain_voxels))]
         elif air_rng.random() < cfg.air_centre_probability:
-            pool, in_air = None, True
-        else:
-            pool = label_map.head_voxels
-        if pool is None:
+            in_air = True
             half = np.asarray(shape, dtype=np.float64) / 2.0
             centre = air_rng.uniform(-half, np.asarray(label_map.index.shape) - 1 + half)
         else:
-            centre = pool[rng.integers(len(pool))].astype(np.float64)
+            centre = label_map.head_voxels[rng.integers(len(label_map.head_voxels))]
+        centre = np.asarray(centre, dtype=np.float64)
         angles = np.deg2rad(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg, 3))
         shear = np.eye(3)
         shear[np.triu_indices(3, 1)] = rng.uniform(-cfg.shear, cfg.shear, 3)

@@ -330,11 +330,9 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
         model = parallel.make(lambda: keras.saving.load_model(last_path, safe_mode=True))
         model = attach_spec(model, spec)
         logger.info("resuming %s at step %d", config.name, state["step"])
-        held = _learning_rate(model)
+        held = None if config.learning_rate is None else _learning_rate(model)
         # The checkpoint holds the rate in float32: the same rate given again is no change.
-        if config.learning_rate is not None and not math.isclose(
-            held, config.learning_rate, rel_tol=1e-6
-        ):
+        if held is not None and not math.isclose(held, config.learning_rate, rel_tol=1e-6):
             model.optimizer.learning_rate.assign(config.learning_rate)
             logger.info(
                 "learning rate %.3g -> %.3g from step %d", held, config.learning_rate, state["step"]
