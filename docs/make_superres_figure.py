@@ -125,15 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    import medzoo
+    from medzoo.train.sr_eval import load_sr_model
 
-    if args.weights:
-        model = medzoo.build(
-            "srnet3d_ixi", **({"baseline": args.baseline} if args.baseline else {})
-        )
-        model.load_weights(args.weights)
-    else:
-        model = medzoo.load("srnet3d_ixi", version=args.version)
+    model, _ = load_sr_model(version=args.version, weights=args.weights, baseline=args.baseline)
     prediction = Path(args.prediction) if args.prediction else None
     arrays, psnr, brain = volumes(model, prediction)
     picture = figure(arrays, psnr, brain)

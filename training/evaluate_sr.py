@@ -108,15 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-dir", default=None, help="write each model output here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    import medzoo
+    from medzoo.train.sr_eval import load_sr_model
 
-    if args.weights:
-        model = medzoo.build(NAME, **({"baseline": args.baseline} if args.baseline else {}))
-        model.load_weights(args.weights)
-        label = args.weights
-    else:
-        model = medzoo.load(NAME, version=args.version)
-        label = f"{NAME} {args.version or 'default'}"
+    model, label = load_sr_model(
+        NAME, version=args.version, weights=args.weights, baseline=args.baseline
+    )
     save_dir = Path(args.save_dir) if args.save_dir else None
     results = evaluate_scans(model, Path(args.reference_dir), args.profile, args.noise, save_dir)
     text = table(results)

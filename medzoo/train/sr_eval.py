@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
@@ -19,7 +20,32 @@ import SimpleITK as sitk  # noqa: N813
 from medzoo.normalization import fit_normalization
 from medzoo.preprocessing import resample_to_grid
 
-__all__ = ["baselines", "psnr", "score_sr", "ssim_map"]
+__all__ = ["baselines", "load_sr_model", "psnr", "score_sr", "ssim_map"]
+
+
+def load_sr_model(
+    name: str = "srnet3d_ixi",
+    *,
+    version: str | None = None,
+    weights: str | None = None,
+    baseline: str | None = None,
+) -> tuple[Any, str]:
+    """The super-resolution model to score, and a label naming it.
+
+    Args:
+        name: registry name.
+        version: a published version (None: the default); used when ``weights`` is None.
+        weights: a ``.weights.h5`` file, loaded into the registry's architecture.
+        baseline: with ``weights``, the interpolation the network corrects ("linear" for 1.x /
+            2.x weight files; None: the registry's).
+    """
+    import medzoo
+
+    if weights is None:
+        return medzoo.load(name, version=version), f"{name} {version or 'default'}"
+    model = medzoo.build(name, **({"baseline": baseline} if baseline else {}))
+    model.load_weights(weights)
+    return model, str(weights)
 
 
 def psnr(truth: np.ndarray, estimate: np.ndarray, mask: np.ndarray | None = None) -> float:
