@@ -441,3 +441,47 @@ def test_real_data_is_refused_for_models_that_are_not_super_resolution(tmp_path,
     args = ["--data", "real", "--data-dir", str(tmp_path), "--reference-dir", str(tmp_path)]
     assert run_script("resnet3d_ixi_age", *args, "--out", str(tmp_path / "run")) == 2
     assert "super-resolution" in capsys.readouterr().err
+
+
+def test_weight_average_is_validated_kept_published_and_resumed(tmp_path, capsys):
+    """With --weight-average the best checkpoint and the preset are the average (the snapshot
+    of the trained weights differs), and a resumed run continues the average from its file."""
+    import keras
+
+    name = "resnet3d_ixi_age"
+    out = tmp_path / "run"
+    args = tiny_args(name, out, steps=4, val_every="2", weight_average="0.5")
+    assert run_script(name, *args, "--snapshots") == 0
+    checkpoint = out / "checkpoint"
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["weight_average"] == 0.5
+
+    def weights(path: Path) -> list[np.ndarray]:
+        model = build(name)
+        model.load_weights(path)
+        return model.get_weights()
+
+    def same(first: list[np.ndarray], second: list[np.ndarray]) -> bool:
+        return all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+    best = state["best_step"]
+    kept = weights(checkpoint / "best.weights.h5")
+    averaged = weights(checkpoint / f"step_{best:06d}.average.weights.h5")
+    trained = weights(checkpoint / f"step_{best:06d}.weights.h5")
+    assert same(kept, averaged)
+    assert not same(kept, trained)
+    preset = weights(out / "presets" / name / "1.0.0" / "model.weights.h5")
+    assert same(kept, preset)
+    at4 = weights(checkpoint / "average.weights.h5")
+    assert same(at4, weights(checkpoint / "step_000004.average.weights.h5"))
+
+    # resumed, the average goes on from its file: step 5's is halfway from step 4's to the weights
+    args = tiny_args(name, out, steps=5, version="1.0.1", weight_average="0.5")
+    assert run_script(name, *args, "--resume") == 0
+    at5 = weights(checkpoint / "average.weights.h5")
+    trained5 = keras.saving.load_model(checkpoint / "last.keras", safe_mode=True).get_weights()
+    for a5, a4, w5 in zip(at5, at4, trained5, strict=True):
+        np.testing.assert_allclose(a5, 0.5 * a4 + 0.5 * w5, rtol=1e-6, atol=1e-7)
+    capsys.readouterr()
+    assert run_script(name, *tiny_args(name, tmp_path / "x", weight_average="1")) == 2
+    assert "weight_average must lie in (0, 1)" in capsys.readouterr().err

@@ -138,6 +138,15 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="Adam learning rate (default 1e-3 for a new run; with --resume the run's own rate, "
         "and a value given sets it from the resumed step on)",
     )
+    add(
+        "--weight-average",
+        type=float,
+        default=None,
+        metavar="DECAY",
+        help="keep a running average of the weights with this decay per step (e.g. 0.998: "
+        "about the last 500 steps); validation, the best checkpoint and the preset use it "
+        "(default: off)",
+    )
     add("--no-augment", action="store_true", help="turn the flips/warps/intensity changes off")
     add("--workers", type=int, default=2, help="threads preparing batches (default 2)")
     add(
@@ -185,6 +194,7 @@ def config_from_args(name: str, args: argparse.Namespace):
         fov_mm=args.fov_mm,
         synthetic_fraction=args.synthetic_fraction,
         learning_rate=args.lr,
+        weight_average=args.weight_average,
         augment=not args.no_augment,
         workers=args.workers,
         devices=args.devices,

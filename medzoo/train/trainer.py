@@ -10,6 +10,10 @@ A run (:func:`train`) writes into its ``out`` folder:
   every validation, for ``resume=True``;
 - ``checkpoint/best.weights.h5``: the weights with the best validation metric
   (:attr:`medzoo.tasks.Task.selection`);
+- with ``weight_average``: ``checkpoint/average.weights.h5``, the running average of the
+  weights (:mod:`medzoo.train.averaging`); validation, the best checkpoint and the published
+  preset then use the average, and snapshots keep both
+  (``step_<step>.weights.h5`` as trained, ``step_<step>.average.weights.h5``);
 - ``presets/<name>/<version>/``: at the end, the best weights evaluated on held-out test cases
   and published (:func:`medzoo.publish`) with those metrics, the training data's provenance and
   the measured cost per step.
@@ -20,6 +24,7 @@ half-written checkpoint. Steps are counted in batches; data epochs only set the 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
 import json
@@ -45,6 +50,7 @@ from medzoo.hub import publish
 from medzoo.losses import get_loss
 from medzoo.registry import attach_spec, build, get_spec
 from medzoo.tasks import get_task
+from medzoo.train.averaging import WeightAverage
 from medzoo.train.distribute import DataParallel
 from medzoo.train.sources import make_source
 from medzoo.train.tasks import Evaluation, evaluate, model_io
@@ -87,6 +93,9 @@ class TrainConfig:
         learning_rate: Adam's learning rate; ``None`` means 1e-3 for a new run and, on
             resume, the rate the checkpoint's optimizer holds (a number given on resume sets it
             from then on, e.g. to lower it for a run's last phase).
+        weight_average: keep an exponential moving average of the weights with this decay
+            per step (e.g. 0.998: about the last 500 steps) and validate, keep and publish it
+            instead of the last step's weights; ``None``: off.
         augment: apply the task's augmentation (:meth:`medzoo.tasks.Task.augmenter`).
         workers: threads preparing batches.
         devices: devices to train on, data-parallel (:mod:`medzoo.train.distribute`).
@@ -115,6 +124,7 @@ class TrainConfig:
     fov_mm: tuple[float, float, float] | None = None
     synthetic_fraction: float = 0.25
     learning_rate: float | None = None
+    weight_average: float | None = None
     augment: bool = True
     workers: int = 2
     devices: int = 1
@@ -150,6 +160,11 @@ class TrainConfig:
             self.learning_rate > 0 and math.isfinite(self.learning_rate)
         ):
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
+        if self.weight_average is not None and not 0.0 < self.weight_average < 1.0:
+            raise ValueError(
+                f"weight_average must lie in (0, 1), got {self.weight_average!r} (e.g. 0.998 "
+                "averages about the last 500 steps)"
+            )
 
 
 @dataclass(frozen=True)
@@ -269,6 +284,39 @@ def _learning_rate(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
+def _save_weights(model: keras.Model, path: Path) -> None:
+    tmp = path.with_name(f".{path.name.removesuffix('.weights.h5')}.tmp.weights.h5")
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+def _weight_average(
+    config: TrainConfig, model: keras.Model, path: Path, state: dict[str, Any]
+) -> WeightAverage | None:
+    """The run's weight average: none when off, continued from ``path`` on resume, else
+    started from the model's weights."""
+    held = state.get("weight_average")
+    if config.weight_average is None:
+        if held is not None:
+            logger.warning(
+                "this run averaged its weights (decay %s); without --weight-average it now "
+                "validates and keeps the trained weights",
+                held,
+            )
+        state["weight_average"] = None
+        return None
+    average = WeightAverage(model, config.weight_average)
+    if config.resume and held is not None and path.exists():
+        average.load(model, path)
+        logger.info("weight average (decay %s) continued from %s", config.weight_average, path)
+    else:
+        logger.info(
+            "weight average (decay %s) starts from the current weights", config.weight_average
+        )
+    state["weight_average"] = config.weight_average
+    return average
+
+
 def _better(value: float, best: float | None, higher: bool) -> bool:
     if best is None:
         return True
@@ -369,6 +417,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             logger.info("starting from %s at step %d", config.init_weights, config.init_step)
     state["validation"] = validation_names
     state["learning_rate"] = _learning_rate(model)
+    average = _weight_average(config, model, checkpoints / "average.weights.h5", state)
 
     names = source.metric_names or get_task(spec).metric_names(spec)
     val_columns = [f"val_{metric}"] + [f"val_{m}" for m in names if m != metric]
@@ -408,6 +457,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             state["seconds"] += now - started
             state["timed_steps"] += 1
         started = now
+        if average is not None:
+            average.update(model)
         losses.append(float(logs["loss"]))
         state["step"] += 1
         step = state["step"]
@@ -419,22 +470,23 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             board.scalars(step, {"train/loss": loss, "train/seconds_per_step": per_step})
             bar.set_postfix(loss=f"{loss:.4g}", s_per_step=f"{per_step:.2f}")
         if step % config.val_every == 0 or step == config.steps:
-            result = evaluate(parallel.for_inference(model), validation)
+            with average.applied(model) if average else contextlib.nullcontext():
+                result = evaluate(parallel.for_inference(model), validation)
             value = result.metrics[metric]
             log.write(step=step, **{f"val_{k}": v for k, v in result.metrics.items()})
             board.scalars(step, {f"validation/{k}": v for k, v in result.metrics.items()})
             if result.preview is not None:
                 board.preview(step, result.preview)
             if config.snapshots:
-                snapshot = checkpoints / f"step_{step:06d}.weights.h5"
-                tmp = snapshot.with_name(f".{snapshot.stem}.tmp.weights.h5")
-                model.save_weights(tmp)
-                os.replace(tmp, snapshot)
+                _save_weights(model, checkpoints / f"step_{step:06d}.weights.h5")
+                if average is not None:
+                    average.save(model, checkpoints / f"step_{step:06d}.average.weights.h5")
             if _better(value, state["best"], higher):
                 state["best"], state["best_step"] = value, step
-                tmp = best_path.with_name(".best.tmp.weights.h5")
-                model.save_weights(tmp)
-                os.replace(tmp, best_path)
+                if average is not None:
+                    average.save(model, best_path)
+                else:
+                    _save_weights(model, best_path)
             logger.info(
                 "step %d: validation %s = %.4g (best %.4g at step %d)",
                 step,
@@ -446,6 +498,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             tmp = last_path.with_name(".last.tmp.keras")
             model.save(tmp)
             os.replace(tmp, last_path)
+            if average is not None:
+                average.save(model, checkpoints / "average.weights.h5")
             _atomic_json(state_path, state)
             started = time.perf_counter()  # validation time is not a training step's
     bar.close()
@@ -479,6 +533,7 @@ def _finish(
         "patch_zyx": list(patch),
         "learning_rate": state["learning_rate"],
         "learning_rate_changes": state.get("learning_rate_changes", []),
+        "weight_average": state.get("weight_average"),
         "augmentation": config.augment,
         "seconds_per_step": round(seconds_per_step, 3),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
