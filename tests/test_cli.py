@@ -90,6 +90,40 @@ def test_commands_that_build_a_model_show_no_backend_start_up_lines():
     assert done.stderr == ""
 
 
+_TRAIN_HELP_PROBE = """
+import runpy, sys
+sys.argv = [sys.argv[1], "--help"]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit:
+    pass
+print("IMPORTED", ",".join(m for m in ("keras", "tensorflow") if m in sys.modules))
+"""
+
+
+def test_training_help_imports_no_backend():
+    script = Path(__file__).resolve().parents[1] / "training" / "unet3d_mrbrains.py"
+    done = _run("-c", _TRAIN_HELP_PROBE, str(script))
+    assert done.returncode == 0, done.stderr
+    assert "--weight-average" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "IMPORTED"
+    assert done.stderr == ""
+
+
+@pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow", reason="TensorFlow start-up"
+)
+def test_a_training_run_shows_no_backend_start_up_lines(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "training" / "srnet3d_ixi.py"
+    args = ["--steps", "2", "--val-every", "2", "--subjects", "1", "--no-augment"]
+    args += ["--val-cases", "1", "--test-cases", "1", "--fov-mm", "48,48,48", "--patch", "8"]
+    args += ["--batch-size", "2", "--out", str(tmp_path / "run"), "-q"]
+    done = _run(str(script), *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    noise = [line for line in done.stderr.splitlines() if "cuda" in line or "oneDNN" in line]
+    assert not noise, noise
+
+
 @pytest.mark.parametrize(
     ("given", "expected"),
     [("32", (32, 32, 32)), ("8,32,32", (8, 32, 32)), ("8x16x32", (8, 16, 32))],

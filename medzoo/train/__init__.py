@@ -10,6 +10,11 @@
   anecdotes).
 """
 
-from medzoo.train.trainer import TrainConfig, TrainResult, train
+from medzoo._lazy import lazy_exports
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+_LAZY = {name: "medzoo.train.trainer" for name in ("TrainConfig", "TrainResult", "train")}
+
+__all__ = list(_LAZY)
+
+# Lazy, so that the training scripts' --help and option parsing do not import Keras.
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

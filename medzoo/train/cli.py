@@ -167,6 +167,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         "folder must then lie inside the manifest's folder)",
     )
     add("-q", "--quiet", action="store_true", help="no progress bar")
+    add(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="let TensorFlow's start-up lines through (hidden by default)",
+    )
 
 
 def config_from_args(name: str, args: argparse.Namespace):
@@ -207,6 +213,9 @@ def config_from_args(name: str, args: argparse.Namespace):
 
 def run(name: str, args: argparse.Namespace) -> int:
     """Train from parsed arguments; prints the published preset and its test metrics."""
+    from medzoo._startup import import_backend
+
+    import_backend(verbose=args.verbose)
     from medzoo.train.trainer import train
 
     result = train(config_from_args(name, args), progress=not args.quiet)
