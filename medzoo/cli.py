@@ -51,7 +51,9 @@ def _cmd_download(args: argparse.Namespace) -> int:
 def _cmd_publish(args: argparse.Namespace) -> int:
     from medzoo.hub.publishing import publish
 
-    published = publish(args.preset, args.dest, update_manifest=args.update_manifest)
+    published = publish(
+        args.preset, args.dest, update_manifest=args.update_manifest, make_default=args.default
+    )
     result = {
         "name": published.name,
         "version": published.version,
@@ -169,6 +171,24 @@ def make_parser() -> argparse.ArgumentParser:
         "--update-manifest",
         metavar="PATH",
         help="add the entry to this manifest file, e.g. weights_manifest.json",
+    )
+    choice = p.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--make-default",
+        dest="default",
+        action="store_const",
+        const=True,
+        default=None,
+        help="with --update-manifest: make this version the default that medzoo.load(NAME) "
+        "gives (default: only a release newer than the current default becomes it)",
+    )
+    choice.add_argument(
+        "--keep-default",
+        dest="default",
+        action="store_const",
+        const=False,
+        help="with --update-manifest: list the version but keep the current default (e.g. a "
+        "candidate that does not beat it yet)",
     )
     p.set_defaults(func=_cmd_publish)
 

@@ -228,3 +228,25 @@ def test_add_version_merges_mirrors_refuses_changes_and_moves_the_default():
     assert new.models["m"].default_version == "1.1.0"
     # The result round-trips through JSON unchanged.
     assert parse_manifest(new.to_dict(), root=Path("/repo")).models == new.models
+
+
+def test_add_version_can_keep_or_force_the_default():
+    manifest = parse_manifest({"schema_version": 1, "models": {}}, root=Path("/repo"))
+    one = add_version(manifest, "m", "segmentation", "1.0.0", _entry(SHA, "weights/m/1.0.0"))
+    kept = add_version(
+        one, "m", "segmentation", "3.0.0", _entry("cd" * 32, "weights/m/3"), make_default=False
+    )
+    assert kept.models["m"].default_version == "1.0.0"
+    assert set(kept.models["m"].versions) == {"1.0.0", "3.0.0"}
+    back = add_version(
+        kept, "m", "segmentation", "0.9.0", _entry("ef" * 32, "weights/m/0.9"), make_default=True
+    )
+    assert back.models["m"].default_version == "0.9.0"  # older, but asked for
+    first = add_version(
+        manifest, "n", "segmentation", "2.0.0", _entry(SHA, "weights/n/2"), make_default=False
+    )
+    assert first.models["n"].default_version == "2.0.0"  # a first version is the default
+    with pytest.raises(ValueError, match="pre-release and cannot be the default"):
+        add_version(
+            one, "m", "segmentation", "2.0.0-rc1", _entry("ab" * 32, "w/rc"), make_default=True
+        )

@@ -2,6 +2,7 @@
 protocol huggingface_hub uses), then loading what was published."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -162,3 +163,22 @@ def test_cli_publishes_a_preset_to_the_hub_as_a_second_source(tmp_path, trained,
 
     assert main(args) == 2  # the same version again
     assert "already published" in capsys.readouterr().err
+
+
+def test_cli_publishes_a_candidate_without_making_it_the_default(tmp_path, trained, caplog):
+    manifest = tmp_path / "repo" / "weights_manifest.json"
+    publish(
+        trained[0], tmp_path / "repo" / "weights", version="1.0.0", update_manifest=manifest, **ARGS
+    )
+    candidate = tmp_path / "candidate"
+    publish(tiny_unet(), candidate, version="3.0.0", **ARGS)
+    preset = candidate / NAME / "3.0.0"
+    dest = tmp_path / "repo" / "weights"
+    args = ["publish", str(preset), str(dest), "--update-manifest", str(manifest)]
+    with caplog.at_level(logging.INFO, logger="medzoo.hub.publishing"):
+        assert main([*args, "--keep-default"]) == 0
+    listed = read_manifest(manifest).models[NAME]
+    assert listed.default_version == "1.0.0" and "3.0.0" in listed.versions
+    assert "default version stays 1.0.0" in caplog.text
+    with pytest.raises(SystemExit):  # argparse: not both
+        main([*args, "--keep-default", "--make-default"])

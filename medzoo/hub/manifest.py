@@ -396,18 +396,35 @@ def _check_keys(entry: Mapping, required: set[str], at: str) -> None:
 
 
 def add_version(
-    manifest: Manifest, name: str, task: str, version: str, entry: VersionEntry
+    manifest: Manifest,
+    name: str,
+    task: str,
+    version: str,
+    entry: VersionEntry,
+    *,
+    make_default: bool | None = None,
 ) -> Manifest:
     """A copy of ``manifest`` listing ``entry`` as ``name`` ``version``.
 
     A version already listed with the same files gains the new sources (a second mirror of the
-    same bytes); with other files it is refused, since published versions are immutable. The new
-    version becomes the default unless it is a pre-release or older than the current default.
+    same bytes); with other files it is refused, since published versions are immutable.
+
+    Args:
+        make_default: True: the version becomes the model's default (what ``medzoo.load(name)``
+            gives); False: the default stays; None: it becomes the default if it is a release
+            (no pre-release tag such as ``-rc1``) newer than the current default. A model's
+            first version is always its default.
 
     Raises:
         VersionExistsError: the version is listed with different files.
+        ValueError: ``make_default`` True for a pre-release.
     """
     check_version(version)
+    if make_default and "-" in version:
+        raise ValueError(
+            f"{name} {version} is a pre-release and cannot be the default; publish a release "
+            "version (e.g. without the -rc suffix)"
+        )
     models = dict(manifest.models)
     current = models.get(name)
     if current is None:
@@ -426,7 +443,9 @@ def add_version(
     else:
         versions[version] = entry
     default = current.default_version
-    if "-" not in version and version_key(version) > version_key(default):
+    if make_default is None:
+        make_default = "-" not in version and version_key(version) > version_key(default)
+    if make_default:
         default = version
     models[name] = ModelEntry(task=current.task, default_version=default, versions=versions)
     return dataclasses.replace(manifest, models=models)

@@ -5,6 +5,7 @@ to a manifest file)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -34,6 +35,8 @@ from medzoo.hub.manifest import (
     write_manifest,
 )
 from medzoo.hub.preset import read_metadata, save_preset
+
+logger = logging.getLogger(__name__)
 
 _HF_DEST = re.compile(r"hf://([A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)((?:/[A-Za-z0-9][\w.-]*)*)/?")
 
@@ -69,6 +72,7 @@ def publish(
     command: str | None = None,
     commit: str | None = None,
     update_manifest: str | os.PathLike | None = None,
+    make_default: bool | None = None,
 ) -> Published:
     """Publish ``model`` as a preset with its model card and return the manifest entry for it.
 
@@ -84,6 +88,10 @@ def publish(
         update_manifest: a manifest file to add the entry to (created if missing; written
             atomically). A folder ``dest`` must then lie inside the manifest's folder, since
             bundled sources are relative to it.
+        make_default: with ``update_manifest``: True makes this version the model's default,
+            False keeps the current one, None (default) moves it to this version when it is a
+            release newer than the current default (:func:`medzoo.hub.manifest.add_version`).
+            The manifest's default after publishing is logged.
 
     Raises:
         VersionExistsError: this name and version are already published at ``dest`` (or in the
@@ -134,7 +142,16 @@ def publish(
     else:
         published = _publish_folder(model, preset, Path(dest), name, version, given, manifest)
     if manifest is not None:
-        write_manifest(add_version(manifest, name, task, version, published.entry), update_manifest)
+        updated = add_version(
+            manifest, name, task, version, published.entry, make_default=make_default
+        )
+        write_manifest(updated, update_manifest)
+        before = manifest.models.get(name)
+        after = updated.models[name].default_version
+        if before is None or before.default_version != after:
+            logger.info("%s: the default version is now %s (medzoo.load(%r))", name, after, name)
+        else:
+            logger.info("%s: the default version stays %s", name, after)
     return published
 
 
