@@ -194,7 +194,7 @@ def load_preset(directory: str | os.PathLike, *, num_classes: int | None = None)
     config = _read_json(config_path)
     check_config(config, str(config_path))
     try:
-        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+        model = keras.saving.deserialize_keras_object(_select_leaky_relu(config), safe_mode=True)
     except (TypeError, ValueError, KeyError) as err:
         raise ValueError(f"{config_path}: Keras cannot rebuild the model: {err}") from err
     if not isinstance(model, keras.Model):
@@ -212,6 +212,25 @@ def load_preset(directory: str | os.PathLike, *, num_classes: int | None = None)
     if num_classes is not None:
         return with_new_head(model, spec, num_classes)
     return attach_spec(model, spec)
+
+
+def _select_leaky_relu(config: Any) -> Any:
+    """``config`` with every ``keras.layers.LeakyReLU`` read as :class:`medzoo.layers.
+    SelectLeakyReLU` (same config, same values): presets saved before medzoo built its leaky
+    ReLUs as a select would otherwise predict with TensorFlow's slope 0.2 where a convolution,
+    a bias and a sum precede one (see :mod:`medzoo.layers.activation`)."""
+    if isinstance(config, list):
+        return [_select_leaky_relu(v) for v in config]
+    if not isinstance(config, dict):
+        return config
+    config = {k: _select_leaky_relu(v) for k, v in config.items()}
+    if config.get("class_name") == "LeakyReLU" and config.get("module") == "keras.layers":
+        config.update(
+            module="medzoo.layers.activation",
+            class_name="SelectLeakyReLU",
+            registered_name="medzoo>SelectLeakyReLU",
+        )
+    return config
 
 
 def read_metadata(directory: str | os.PathLike) -> dict[str, Any]:

@@ -4,6 +4,7 @@ Every layer is registered under the ``medzoo`` package name, so models built fro
 to ``.keras`` / ``config.json`` and load back with ``safe_mode=True``.
 """
 
+from medzoo.layers.activation import SelectLeakyReLU
 from medzoo.layers.residual import ResidualUnit3D
 from medzoo.layers.size_check import SpatialSizeCheck
 from medzoo.layers.upsampling import (
@@ -17,5 +18,6 @@ __all__ = [
     "LearnedUpsampling3D",
     "LinearUpsampling3D",
     "ResidualUnit3D",
+    "SelectLeakyReLU",
     "SpatialSizeCheck",
 ]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 
 from medzoo.layers._args import check_activation, check_normalization, make_normalization, triple
+from medzoo.layers.activation import SelectLeakyReLU
 
 __all__ = ["check_activation", "check_normalization", "triple"]
 
@@ -51,5 +52,5 @@ def norm_act(x, normalization: str, activation: str, leaky_alpha: float, name: s
     if norm is not None:
         x = norm(x)
     if activation == "leaky_relu":
-        return keras.layers.LeakyReLU(negative_slope=leaky_alpha, name=f"{name}_act")(x)
+        return SelectLeakyReLU(negative_slope=leaky_alpha, name=f"{name}_act")(x)
     return keras.layers.Activation(activation, name=f"{name}_act")(x)

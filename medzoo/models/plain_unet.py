@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import keras
 
-from medzoo.layers import LinearUpsampling3D, SpatialSizeCheck
+from medzoo.layers import LinearUpsampling3D, SelectLeakyReLU, SpatialSizeCheck
 from medzoo.layers._args import make_normalization
 from medzoo.models._common import (
     check_activation,
@@ -30,7 +30,7 @@ def _conv_block(x, filters: int, convs: int, args: dict, name: str):
         if norm is not None:
             x = norm(x)
         if args["activation"] == "leaky_relu":
-            x = keras.layers.LeakyReLU(negative_slope=args["leaky_alpha"], name=f"{name}_act{i}")(x)
+            x = SelectLeakyReLU(negative_slope=args["leaky_alpha"], name=f"{name}_act{i}")(x)
         else:
             x = keras.layers.Activation(args["activation"], name=f"{name}_act{i}")(x)
     return x
