@@ -26,15 +26,23 @@ scans alternate (cropped, large, cropped, ...) so that a changing load falls on 
 ``--weights trained`` (default) runs the bundled checkpoint, so that the labels compared are
 real ones; ``random`` needs no checkpoint.
 
-Then, in a fresh process each, the peak resident memory of ``predict`` on a 512 x 512 x 300 scan
-(``--large-spacing`` mm; a smooth synthetic volume, generated in memory), reported as the process
-peak, as the growth over the process before the call (target: peak <= 2 GB) and per stage of
-the pipeline (peak RSS sampled every 5 ms while the stage runs): model space (resampling and
-normalisation), windows (the network and blending), to the scan's grid (labels, uncertainty).
+Then, in a fresh process each, the peak memory of ``predict`` on a 512 x 512 x 300 scan
+(``--large-spacing`` mm, ``--large-dtype`` voxels; a smooth synthetic volume, generated in
+memory, given as the T1 channel alone unless ``--all-channels``): the process's peak RSS (VmHWM;
+target <= 2 GB) and the file-backed part of it (RssFile: shared-library pages, which the kernel
+can drop and re-read), the peak private memory (RssAnon, sampled every 5 ms; what a memory limit
+really has to hold), the growth of each over the process before the call, the pre-flight
+estimate (:func:`medzoo.inference.memory.estimate_bytes`, which should be near the private
+growth) and the peaks per stage of the pipeline: model space (resampling and normalisation),
+windows (the network and blending), to the scan's grid (labels, uncertainty).
+``--cgroup-mb 2048`` runs each of these in a fresh cgroup-v1 memory group of 2 GiB (memory and
+memory + swap; needs root), once per ``--cgroup-batch-sizes``, and reports pass, or fail when
+the child is OOM-killed or refused, with the group's peak usage and failcnt.
 
     python benchmarks/inference.py
     python benchmarks/inference.py --repeats 1 --large-size 128 128 64   # quick look
     python benchmarks/inference.py --skip-bare --skip-memory --repeats 2 --repeats-off 1
+    python benchmarks/inference.py --skip-timings --memory-modes skip --cgroup-mb 2048
 """
 
 from __future__ import annotations
@@ -94,6 +102,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=(0.5, 0.5, 0.6),
         metavar=("X", "Y", "Z"),
         help="voxel size in mm of the memory test volume",
+    )
+    parser.add_argument(
+        "--large-dtype",
+        choices=("float32", "int16"),
+        default="float32",
+        help="voxel type of the memory test volume",
+    )
+    parser.add_argument(
+        "--cgroup-mb",
+        type=int,
+        default=0,
+        help="also run each memory measurement inside a fresh cgroup-v1 memory group of this "
+        "many MiB (e.g. 2048; needs root), once per --cgroup-batch-sizes, and report pass/fail",
+    )
+    parser.add_argument(
+        "--cgroup-batch-sizes",
+        type=int,
+        nargs="+",
+        default=(1, 2),
+        help="batch sizes of the cgroup runs",
     )
     parser.add_argument(
         "--fov-mm",
@@ -279,30 +307,41 @@ def timings(args: argparse.Namespace, model, cases: dict[str, sitk.Image]) -> di
     return {name: case.results() for name, case in built.items()}
 
 
-def rss_mb() -> float:
+def status_mb() -> dict[str, float]:
+    """VmRSS, RssAnon (private) and RssFile (file-backed) of this process, MB."""
+    keys = {"VmRSS:": "rss", "RssAnon:": "private", "RssFile:": "file"}
+    figures = {}
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+            key = line.split(maxsplit=1)[0]
+            if key in keys:
+                figures[keys[key]] = int(line.split()[1]) / 1024
+    return figures
 
 
 class StagePeaks:
-    """Peak RSS (MB) per pipeline stage, sampled by a thread every 5 ms while it runs."""
+    """Peak RSS and peak private memory (RssAnon), MB, per pipeline stage, and the file-backed
+    part at the RSS peak, sampled by a thread every 5 ms while it runs."""
 
     def __init__(self) -> None:
         import threading
 
         self.stage = "set-up"
-        self.peaks: dict[str, float] = {}
+        self.rss: dict[str, float] = {}
+        self.private: dict[str, float] = {}
+        self.peak = {"rss": 0.0, "private": 0.0, "file": 0.0}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            rss = rss_mb()
-            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), rss)
+            now = status_mb()
+            self.rss[self.stage] = max(self.rss.get(self.stage, 0.0), now["rss"])
+            self.private[self.stage] = max(self.private.get(self.stage, 0.0), now["private"])
+            if now["rss"] > self.peak["rss"]:
+                self.peak.update(rss=now["rss"], file=now["file"])
+            self.peak["private"] = max(self.peak["private"], now["private"])
             self._stop.wait(0.005)
 
     def wrap(self, module, name: str, stage: str) -> None:
@@ -318,17 +357,18 @@ class StagePeaks:
 
         setattr(module, name, staged)
 
-    def stop(self) -> dict[str, float]:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        return self.peaks
 
 
 def memory_child(args: argparse.Namespace) -> None:
-    """One predict on the large volume; prints peak RSS, growth and stage peaks (MB) as JSON."""
+    """One predict on the large volume; prints peak RSS, peak private memory, the file-backed
+    part, growth, the pre-flight estimate and stage peaks (MB) as JSON."""
     import importlib
 
     import medzoo
+    from medzoo.inference.memory import available_bytes, estimate_bytes
 
     pipeline = importlib.import_module("medzoo.inference.predict")
     windows = importlib.import_module("medzoo.inference.window")
@@ -340,19 +380,29 @@ def memory_child(args: argparse.Namespace) -> None:
     axes = [np.linspace(-1.0, 1.0, n, dtype=np.float32) for n in size[::-1]]
     z, y, x = np.meshgrid(*axes, indexing="ij", sparse=True)
     radius = (x / 0.8) ** 2 + (y / 0.85) ** 2 + (z / 0.9) ** 2
-    array = np.where(radius < 1.0, 600.0 + 300.0 * x + 100.0 * z, 0.0).astype(np.float32)
+    array = np.where(radius < 1.0, 600.0 + 300.0 * x + 100.0 * z, 0.0).astype(args.large_dtype)
     del radius
     image = sitk.GetImageFromArray(array)
     del array
     image.SetSpacing(tuple(args.large_spacing))
     channels = model.medzoo_spec.input.channels
-    inputs = {name: image for name in (channels if args.all_channels else channels[:1])}
+    given = channels if args.all_channels else channels[:1]
+    inputs = {name: image for name in given}
+    estimate = estimate_bytes(
+        model.medzoo_spec,
+        size,
+        args.large_spacing,
+        channels=len(given),
+        read=False,  # the scan is in memory before the call, as predict's own check sees it
+        batch_size=args.batch_size,
+    )
+    available = available_bytes()
     stages = StagePeaks()
     stages.wrap(pipeline, "_model_volume", "model space")
     stages.wrap(windows, "sliding_window", "windows")  # the task runner imports it when run
     stages.wrap(segmentation, "labels_on_native", "to the scan's grid")
     stages.stage = "predict, other"
-    before = rss_mb()
+    before = status_mb()
     prediction = medzoo.predict(
         model,
         inputs,
@@ -362,31 +412,132 @@ def memory_child(args: argparse.Namespace) -> None:
         progress=False,
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    peaks = stages.stop()
+    stages.stop()
+    mb = 1 << 20
     print(
         json.dumps(
             {
                 "peak_mb": peak,
-                "before_mb": before,
-                "growth_mb": peak - before,
+                "peak_private_mb": stages.peak["private"],
+                "file_at_peak_mb": stages.peak["file"],
+                "before_mb": before["rss"],
+                "before_private_mb": before["private"],
+                "before_file_mb": before["file"],
+                "growth_mb": peak - before["rss"],
+                "private_growth_mb": stages.peak["private"] - before["private"],
+                "estimate_mb": estimate / mb,
+                "available_mb": None if available is None else available / mb,
                 "windows": prediction.windows.total,
                 "skipped_fraction": prediction.windows.skipped_fraction,
-                "stages_mb": peaks,
+                "stages_mb": stages.rss,
+                "stages_private_mb": stages.private,
             }
         )
     )
 
 
-def memory(args: argparse.Namespace, mode: str) -> dict[str, float]:
+def child_command(args: argparse.Namespace, mode: str, batch_size: int) -> list[str]:
     command = [sys.executable, __file__, "--memory-child", mode]
     command += ["--large-size", *map(str, args.large_size)]
     command += ["--large-spacing", *map(str, args.large_spacing)]
-    command += ["--batch-size", str(args.batch_size), "--overlap", str(args.overlap)]
-    command += ["--weights", "random"] + (["--all-channels"] if args.all_channels else [])
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    command += ["--large-dtype", args.large_dtype]
+    command += ["--batch-size", str(batch_size), "--overlap", str(args.overlap)]
+    return command + ["--weights", "random"] + (["--all-channels"] if args.all_channels else [])
+
+
+def memory(args: argparse.Namespace, mode: str) -> dict[str, float]:
+    done = subprocess.run(
+        child_command(args, mode, args.batch_size), capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"memory measurement failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+CGROUP_V1 = "/sys/fs/cgroup/memory"
+
+
+def in_cgroup(args: argparse.Namespace, mode: str, batch_size: int) -> dict:
+    """The memory child in a fresh cgroup-v1 memory group limited to ``--cgroup-mb`` (memory
+    and memory + swap); passes when it exits normally (a child the kernel's OOM killer ends,
+    or that fails to allocate, fails). Raises OSError where the group cannot be made."""
+    group = os.path.join(CGROUP_V1, f"medzoo-bench-{os.getpid()}-{batch_size}")
+    os.mkdir(group)
+    try:
+        limit = str(args.cgroup_mb << 20)
+        with open(os.path.join(group, "memory.limit_in_bytes"), "w") as f:
+            f.write(limit)
+        try:
+            with open(os.path.join(group, "memory.memsw.limit_in_bytes"), "w") as f:
+                f.write(limit)  # no swapping around the limit (absent without swap accounting)
+        except OSError:
+            pass
+        procs = os.path.join(group, "cgroup.procs")
+
+        def enter() -> None:  # runs in the child before exec: only the child is limited
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+
+        done = subprocess.run(
+            child_command(args, mode, batch_size),
+            capture_output=True,
+            text=True,
+            check=False,
+            preexec_fn=enter,
+        )
+
+        def read(name: str) -> str:
+            with open(os.path.join(group, name)) as f:
+                return f.read()
+
+        oom = dict(line.split() for line in read("memory.oom_control").splitlines())
+        result = {
+            "limit_mb": args.cgroup_mb,
+            "batch_size": batch_size,
+            "returncode": done.returncode,
+            "passed": done.returncode == 0,
+            "oom_killed": done.returncode == -9 or int(oom.get("oom_kill", 0)) > 0,
+            "max_usage_mb": int(read("memory.max_usage_in_bytes")) / (1 << 20),
+            "failcnt": int(read("memory.failcnt")),
+        }
+        if done.returncode == 0:
+            result.update(json.loads(done.stdout.strip().splitlines()[-1]))
+        else:
+            result["stderr_tail"] = done.stderr[-1500:]
+        return result
+    finally:
+        os.rmdir(group)
+
+
+def cgroup_runs(args: argparse.Namespace) -> dict[str, dict]:
+    """``in_cgroup`` for every memory mode and ``--cgroup-batch-sizes``; a clear message and
+    no figures where memory cgroups cannot be made (not root, no cgroup v1 memory controller)."""
+    size = "x".join(map(str, args.large_size))
+    figures = {}
+    for mode in args.memory_modes:
+        for batch_size in args.cgroup_batch_sizes:
+            try:
+                r = in_cgroup(args, mode, batch_size)
+            except OSError as err:
+                print(
+                    f"cgroup runs skipped: cannot make a memory cgroup under {CGROUP_V1} ({err}); "
+                    "they need root and the cgroup v1 memory controller"
+                )
+                return figures
+            figures[f"cgroup_{mode}_batch{batch_size}"] = r
+            verdict = "PASS" if r["passed"] else "FAIL (OOM-killed)" if r["oom_killed"] else "FAIL"
+            state = "on" if mode == "skip" else "off"
+            line = (
+                f"cgroup {args.cgroup_mb} MiB, {size}, skipping {state}, batch {batch_size}: "
+                f"{verdict}; cgroup peak {r['max_usage_mb']:.0f} MB, "
+                f"failcnt {r['failcnt']}"
+            )
+            if r["passed"]:
+                line += (
+                    f"; peak RSS {r['peak_mb']:.0f} MB, peak private {r['peak_private_mb']:.0f} MB"
+                )
+            print(line)
+    return figures
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -440,7 +591,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         pairs = zip(large["runs_s"]["skip"], cropped["runs_s"]["skip"], strict=True)
         print("  (c) ratio per repeat: " + ", ".join(f"{a / b:.3f}" for a, b in pairs))
-    if not args.skip_memory:
+    if args.cgroup_mb and not args.skip_memory:
+        figures.update(cgroup_runs(args))
+    if not args.skip_memory and not args.cgroup_mb:
         size = "x".join(map(str, args.large_size))
         spacing = "x".join(f"{s:g}" for s in args.large_spacing)
         for mode in args.memory_modes:
@@ -450,14 +603,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"memory, {size} voxels of {spacing} mm, skipping {state}, "
                 f"{'all channels' if args.all_channels else 'T1 alone'}: "
-                f"peak {m['peak_mb']:.0f} MB (target <= 2048), {m['growth_mb']:.0f} MB over the "
-                f"{m['before_mb']:.0f} MB process before the call; {m['windows']} windows, "
-                f"{100 * m['skipped_fraction']:.0f} % skipped"
+                f"peak RSS {m['peak_mb']:.0f} MB (target <= 2048; {m['file_at_peak_mb']:.0f} MB "
+                f"of it file-backed), peak private {m['peak_private_mb']:.0f} MB; growth "
+                f"{m['growth_mb']:.0f} MB RSS, {m['private_growth_mb']:.0f} MB private over the "
+                f"process before the call ({m['before_mb']:.0f} MB, {m['before_private_mb']:.0f} "
+                f"MB private); pre-flight estimate {m['estimate_mb']:.0f} MB; {m['windows']} "
+                f"windows, {100 * m['skipped_fraction']:.0f} % skipped"
             )
-            print(
-                "  peak RSS per stage: "
-                + ", ".join(f"{k} {v:.0f} MB" for k, v in m["stages_mb"].items())
-            )
+            for key, name in (("stages_mb", "RSS"), ("stages_private_mb", "private")):
+                print(
+                    f"  peak {name} per stage: "
+                    + ", ".join(f"{k} {v:.0f} MB" for k, v in m[key].items())
+                )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=2)

@@ -389,16 +389,73 @@ def test_cli_series_id_picks_a_dicom_series(tmp_path, capsys):
 # ----------------------------------------------------------------------------- memory
 
 
+def test_the_memory_estimate_counts_the_channels_given_and_fits_a_t1_alone_in_2_gib(
+    tmp_path, monkeypatch
+):
+    from medzoo.inference.memory import InsufficientMemoryError, check_memory, estimate_bytes
+
+    seg = get_spec("unet3d_mrbrains")
+    size, spacing = (512, 512, 300), (0.5, 0.5, 0.6)
+    t1 = estimate_bytes(seg, size, spacing, channels=1, read=False, batch_size=1)
+    every = estimate_bytes(seg, size, spacing, channels=3, read=True, batch_size=1)
+    # T1 alone, already in memory, batch 1: measured to fit a 2 GiB cgroup (RESULTS)
+    assert t1 < 1.5 * (1 << 30)
+    assert every - t1 >= 2 * 512 * 512 * 300 * 4  # two more channels, and the scans read
+    assert estimate_bytes(seg, size, spacing, channels=1, batch_size=2) > estimate_bytes(
+        seg, size, spacing, channels=1, batch_size=1
+    )
+    # check_memory counts the scans given: one file of a 3-channel model passes where three
+    # would not (a real 512x512x300 float32 NIfTI, sparse on disk)
+    small = tmp_path / "small.nii"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 2, 2), np.float32)), str(small))
+    header = bytearray(small.read_bytes()[:352])
+    struct.pack_into("<4h", header, 40, 3, *size)
+    struct.pack_into("<3f", header, 80, *spacing)
+    struct.pack_into("<2h", header, 252, 0, 0)  # no qform/sform: the spacing is pixdim's
+    big = tmp_path / "big.nii"
+    with open(big, "wb") as stream:
+        stream.write(header)
+        stream.truncate(352 + 512 * 512 * 300 * 4)
+    one = estimate_bytes(seg, size, spacing, channels=1, batch_size=1)
+    monkeypatch.setenv("MEDZOO_MEMORY_LIMIT", str(one + (1 << 20)))
+    assert check_memory(seg, {"T1": big}, batch_size=1)[0] == one
+    with pytest.raises(InsufficientMemoryError, match="needs about"):
+        check_memory(seg, [big, big, big], batch_size=1)
+
+
+def test_cgroup_memory_left_does_not_count_inactive_page_cache(tmp_path):
+    from medzoo.inference.memory import _cgroup_left
+
+    gib = 1 << 30
+    v1 = tmp_path / "memory" / "job"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text(f"{2 * gib}\n")
+    (v1 / "memory.usage_in_bytes").write_text(f"{gib}\n")
+    (v1 / "memory.stat").write_text(f"cache 1\ninactive_file 5\ntotal_inactive_file {gib // 2}\n")
+    membership = tmp_path / "cgroup"
+    membership.write_text("5:cpu:/\n4:memory:/job\n0::/\n")
+    assert _cgroup_left(membership, tmp_path) == gib + gib // 2
+    v2 = tmp_path / "slice"
+    v2.mkdir()
+    (v2 / "memory.max").write_text(f"{2 * gib}\n")
+    (v2 / "memory.current").write_text(f"{gib}\n")
+    (v2 / "memory.stat").write_text(f"anon 1\ninactive_file {gib // 4}\n")
+    membership.write_text("0::/slice\n")
+    assert _cgroup_left(membership, tmp_path) == gib + gib // 4
+    (v2 / "memory.max").write_text("max\n")  # no limit
+    assert _cgroup_left(membership, tmp_path) is None
+
+
 def test_a_huge_scan_under_a_memory_cap_is_refused_up_front(tmp_path, monkeypatch, capsys):
-    # A real 640^3 int16 NIfTI (sparse on disk: its voxels are zeros); reading it would take 0.5 GB.
+    # A real 1024^3 int16 NIfTI (sparse on disk: its voxels are zeros); reading it would take 2 GiB.
     small = tmp_path / "small.nii"
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 2, 2), np.int16)), str(small))
     header = bytearray(small.read_bytes()[:352])
-    struct.pack_into("<4h", header, 40, 3, 640, 640, 640)
+    struct.pack_into("<4h", header, 40, 3, 1024, 1024, 1024)
     huge = tmp_path / "huge.nii"
     with open(huge, "wb") as stream:
         stream.write(header)
-        stream.truncate(352 + 640**3 * 2)
+        stream.truncate(352 + 1024**3 * 2)
     monkeypatch.setenv("MEDZOO_MEMORY_LIMIT", "2G")
     assert _predict_cli(str(huge), "-o", str(tmp_path / "out")) == 2
     err = capsys.readouterr().err

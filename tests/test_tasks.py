@@ -112,15 +112,19 @@ def test_held_out_synthetic_cases_are_made_by_the_task():
 def test_the_memory_estimate_adds_each_tasks_own_outputs():
     from medzoo.inference.memory import estimate_bytes
 
-    size, spacing = (200, 200, 100), (1.0, 1.0, 2.0)  # 4e6 scan voxels
+    # 4e6 scan voxels, 1e6 in model space: the outputs on the scan's grid make the peak
+    size, spacing = (200, 200, 100), (0.5, 0.5, 1.0)
     native = 200 * 200 * 100
     seg, age = REGISTRY["unet3d_mrbrains"], REGISTRY["resnet3d_ixi_age"]
     classes = len(seg.output.labels)
     kept = estimate_bytes(seg, size, spacing, probabilities=True)
-    assert kept - estimate_bytes(seg, size, spacing) == native * 4 * classes
-    assert get_task(age).memory_bytes(age, native, native) == 0  # a few values
+    # kept: float32 on the scan's grid, and blended in float32 (not float16) in model space
+    model = 100 * 100 * 100
+    assert kept - estimate_bytes(seg, size, spacing) == (native * 4 + model * 2) * classes
+    sizes = dict(volume=123, slab=7)
+    assert get_task(age).memory_bytes(age, native, native, **sizes) == 123  # a few values
     assert estimate_bytes(age, size, spacing, probabilities=True) == estimate_bytes(
         age, size, spacing
     )
     for spec in REGISTRY.values():
-        assert get_task(spec).memory_bytes(spec, native, native) >= 0
+        assert get_task(spec).memory_bytes(spec, native, native, **sizes) >= 123

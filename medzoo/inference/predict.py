@@ -261,7 +261,8 @@ def predict(
         raise ValueError(
             f"model {spec.name!r} has task {spec.task!r}, which predict cannot run"
         ) from None
-    check_memory(spec, inputs, probabilities=probabilities)  # before any voxel is read
+    # before any voxel is read
+    check_memory(spec, inputs, batch_size=batch_size, probabilities=probabilities)
     images = gather_channels(inputs, spec.input, resample=resample_inputs)
     scan = next(iter(images.values()))
     native = Geometry.from_image(scan)

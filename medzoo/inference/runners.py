@@ -154,10 +154,11 @@ def slabs(native: Geometry) -> Iterator[tuple[slice, Geometry]]:
 
 
 def normalised_entropy(probs: np.ndarray) -> np.ndarray:
-    """-sum(p log p) / log(classes) over the last axis: float32 in [0, 1]."""
+    """-sum(p log p) / log(classes) over the last axis (probabilities of any float type),
+    computed in float32, in [0, 1]."""
     entropy = np.zeros(probs.shape[:-1], np.float32)
     for c in range(probs.shape[-1]):
-        p = probs[..., c]
+        p = probs[..., c].astype(np.float32, copy=False)
         entropy -= p * np.log(np.maximum(p, np.float32(1e-12)))
     if probs.shape[-1] > 1:
         entropy /= np.float32(math.log(probs.shape[-1]))

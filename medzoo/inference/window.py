@@ -2,12 +2,13 @@
 
 Volumes are float32 arrays (z, y, x, c), channels last, already normalised. Windows are
 streamed: positions are generated lazily, at most ``batch_size`` windows are copied into one
-reused buffer, and each network output is blended into two float32 accumulators (weighted sum
-and weight) the moment it is computed, so memory stays at about the size of those accumulators
-whatever the number of windows.
+reused buffer, and each network output is blended into the output (float32, or float16 for
+half the memory) the moment it is computed, so memory stays at about the size of the output
+and the weights' sum (float32) whatever the number of windows.
 
 Blending: each window's output is weighted by a Gaussian (sigma = 1/8 of the window size per
-axis, peak 1) or a constant 1, and the weighted outputs are divided by the summed weights. A
+axis, peak 1) or a constant 1, divided by the summed weights of all windows (computed first,
+from the window positions alone), and added to the output. A
 ``margin`` (voxels) drops the outer voxels of each window output where the window meets another
 window (not at the volume's own border), which makes stitching exact for networks whose
 receptive field radius is at most ``margin``.
@@ -177,6 +178,7 @@ def sliding_window(
     background: Sequence[float] | None = None,
     pad_value: float = 0.0,
     progress: bool = True,
+    dtype: np.dtype | type = np.float32,
 ) -> tuple[np.ndarray, WindowStats]:
     """Run a dense network window by window over ``volume`` and blend the outputs.
 
@@ -197,10 +199,13 @@ def sliding_window(
         background: output vector (length ``channels``) a skipped window contributes; zeros by
             default.
         progress: show a tqdm progress bar.
+        dtype: the blended output's type, in which it is accumulated: float32, or float16 for
+            half the memory (about 3 significant digits: for class probabilities, whose arg-max
+            it barely changes).
 
     Returns:
-        ``(output, stats)``: float32 (z * sz, y * sy, x * sx, channels) blended output on the
-        input's grid refined by ``scale``, and the window counts.
+        ``(output, stats)``: (z * sz, y * sy, x * sx, channels) blended output of ``dtype`` on
+        the input's grid refined by ``scale``, and the window counts.
     """
     volume, window, scale = (
         _check_volume(volume),
@@ -219,12 +224,10 @@ def sliding_window(
         foreground = croppad.apply(foreground, value=False)
     grid = WindowGrid.cover(padded.shape[:3], window, overlap, margin)
     out_shape = tuple(s * f for s, f in zip(padded.shape[:3], scale, strict=True))
-    total = np.zeros((*out_shape, channels), np.float32)
-    weight = np.zeros(out_shape, np.float32)
-    weight_cache: dict[tuple, np.ndarray] = {}
     out_window = tuple(w * f for w, f in zip(window, scale, strict=True))
-    skipped = 0
-    for corner, output in _stream(padded, grid, predict_fn, batch_size, foreground, progress):
+    weight_cache: dict[tuple, np.ndarray] = {}
+
+    def weights_at(corner: Triple) -> np.ndarray:
         borders = tuple(
             (c == 0, c + w == n) for c, w, n in zip(corner, window, padded.shape[:3], strict=True)
         )
@@ -232,17 +235,29 @@ def sliding_window(
             weight_cache[borders] = blend_weights(
                 out_window, blend, margin=[margin * f for f in scale], borders=borders
             )
-        w = weight_cache[borders]
+        return weight_cache[borders]
+
+    # The weights' sum per voxel first, so that each window adds its share of the blend
+    # (w / sum, in [0, 1]) and the output accumulates on its own scale: no tiny products of a
+    # Gaussian's tail that float16 would lose, and no division at the end.
+    weight = np.zeros(out_shape, np.float32)
+    for corner in grid:
+        weight[grid.slices(corner, scale)] += weights_at(corner)
+    total = np.zeros((*out_shape, channels), dtype)
+    share = np.empty(out_window, np.float32)
+    skipped = 0
+    for corner, output in _stream(padded, grid, predict_fn, batch_size, foreground, progress):
         index = grid.slices(corner, scale)
+        covered = weight[index]
+        share.fill(0.0)
+        np.divide(weights_at(corner), covered, out=share, where=covered > 0)
         if output is None:
             skipped += 1
             for c in np.flatnonzero(fill):
-                total[(*index, c)] += w * fill[c]
+                total[(*index, c)] += share * fill[c]
         else:
             _check_output(output, out_window, channels)
-            total[index] += output * w[..., None]
-        weight[index] += w
-    np.divide(total, weight[..., None], out=total, where=weight[..., None] > 0)
+            total[index] += output * share[..., None]
     if croppad is not None:
         total = _unpad(total, croppad, scale)
     return total, WindowStats(len(grid), skipped)

@@ -41,8 +41,8 @@ class Autoencoder(Task):
         ]
         return Evaluation({"psnr": float(np.mean(scores))})
 
-    def memory_bytes(self, spec, native, model, *, probabilities=False) -> int:
-        return native * len(spec.input.channels) * 4  # the reconstruction on the scan's grid
+    def memory_bytes(self, spec, native, model, *, volume, slab, probabilities=False) -> int:
+        return volume + native * len(spec.input.channels) * 4  # + the reconstruction
 
     def run(self, prediction, model, held, model_grid, native, maps, options):
         """The model-space volume centre-cropped/padded to the patch size, encoded (the latent

@@ -167,13 +167,22 @@ class Task:
     # ------------------------------------------------------------------ prediction
 
     def memory_bytes(
-        self, spec: ModelSpec, native: int, model: int, *, probabilities: bool = False
+        self,
+        spec: ModelSpec,
+        native: int,
+        model: int,
+        *,
+        volume: int,
+        slab: int,
+        probabilities: bool = False,
     ) -> int:
-        """Peak bytes the runner holds besides the inputs' (see
+        """Peak bytes of the arrays the runner holds (see
         :func:`medzoo.inference.memory.estimate_bytes`), for ``native`` voxels on the scan's
-        grid and ``model`` voxels in model space; ``probabilities`` as in
-        :func:`medzoo.predict`. 0 by default: a task whose outputs are a few values."""
-        return 0
+        grid and ``model`` voxels in model space, given the ``volume`` bytes of the model-space
+        volume (and mask) it receives and the ``slab`` bytes of making outputs on one slab of
+        the scan's grid; ``probabilities`` as in :func:`medzoo.predict`. By default the volume:
+        a task whose outputs are a few values."""
+        return volume
 
     def run(
         self,

@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 class Segmentation(Task):
     """Class-balanced patches in training; a label image, an entropy map and optionally the
-    class probabilities from prediction, all on the scan's grid. With background skipping on
+    class probabilities from prediction, all on the scan's grid (blended in float16, or
+    float32 when the probabilities are kept). With background skipping on
     (the default), nothing is labelled outside the head (:mod:`medzoo.inference.head`): the
     network's labels in the air around it are set to background."""
 
@@ -78,14 +79,15 @@ class Segmentation(Task):
         case, prediction = results[0]
         return Evaluation(metrics, _preview(spec, case, prediction))
 
-    def memory_bytes(self, spec, native, model, *, probabilities=False) -> int:
-        # model space: blended probabilities, reoriented copies, blending weights (8 bytes per
-        # class + 4); the scan's grid: labels (1 byte), uncertainty (4), kept probabilities
+    def memory_bytes(self, spec, native, model, *, volume, slab, probabilities=False) -> int:
+        # model space: the blended probabilities (float16, 2 bytes per class; float32 when
+        # kept) and blending weights (4) with the volume while the windows run; then, the
+        # volume freed, the probabilities with the outputs on the scan's grid: labels (1 byte),
+        # uncertainty (4), kept probabilities (4 per class), and one slab's work
         classes = len(spec.output.labels or {}) or 2
-        total = model * (8 * classes + 4) + native * (1 + 4)
-        if probabilities:
-            total += native * 4 * classes
-        return total
+        probs = model * (4 if probabilities else 2) * classes
+        outputs = native * (1 + 4 + (4 * classes if probabilities else 0))
+        return max(volume + probs + model * 4, probs + outputs + slab)
 
     def run(self, prediction, model, held, model_grid, native, maps, options):
         """Class probabilities blended over the windows, then on the scan's grid: labels, the
@@ -133,6 +135,9 @@ class Segmentation(Task):
             background=background,
             pad_value=spec.input.value_range[0],
             progress=options.progress,
+            # half the memory: 99.993 % of Colin27's labels as float32 gives them; float32
+            # when the probabilities themselves are asked for
+            dtype=np.float32 if options.probabilities else np.float16,
         )
         del volume  # the network's input, no longer needed
         if foreground is not None:
@@ -173,7 +178,8 @@ def labels_on_native(
     keep: bool,
     progress: bool,
 ) -> tuple[sitk.Image, sitk.Image, sitk.Image | None]:
-    """Model-space class probabilities (z, y, x, class) -> the scan's grid (linearly) -> arg-max.
+    """Model-space class probabilities (z, y, x, class; float32 or float16) -> the scan's grid
+    (linearly, in float32) -> arg-max.
 
     Only the part of the scan's grid that the (cropped) model-space volume covers is resampled,
     in slabs of whole slices (:func:`medzoo.inference.runners.slabs`); each slab reads just the
@@ -213,7 +219,7 @@ def labels_on_native(
         best = None
         slab_labels = np.zeros(slab.shape, label_type)
         for c in range(classes):
-            class_image = image_on(np.ascontiguousarray(block[..., c]), block_grid)
+            class_image = image_on(np.ascontiguousarray(block[..., c], np.float32), block_grid)
             image = from_model_space(
                 class_image, slab, interpolation="linear", default_value=float(c == 0)
             )

@@ -91,13 +91,13 @@ class SuperResolution(Task):
             {"psnr": float(np.mean(scores)), "psnr_trilinear": float(np.mean(baseline))}
         )
 
-    def memory_bytes(self, spec, native, model, *, probabilities=False) -> int:
+    def memory_bytes(self, spec, native, model, *, volume, slab, probabilities=False) -> int:
         if not spec.output.spacing_mm:
-            return 0
+            return volume
         pairs = zip(spec.input.spacing_mm, spec.output.spacing_mm, strict=True)
         factor = math.prod(a / b for a, b in pairs)
         # the stitched output and its copy on the scan's axes, per channel of the refined grid
-        return int(model * factor * len(spec.input.channels) * 12)
+        return volume + int(model * factor * len(spec.input.channels) * 12)
 
     def run(self, prediction, model, held, model_grid, native, maps, options):
         """The windows' outputs blended on the model grid refined by the network's factors,
