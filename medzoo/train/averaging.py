@@ -21,7 +21,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
-__all__ = ["WeightAverage"]
+__all__ = ["WeightAverage", "write_weights"]
+
+
+def write_weights(model: keras.Model, path: Path) -> None:
+    """Write ``model``'s weights to ``path`` (``.weights.h5``) under a temporary name, then
+    rename it, so that an interrupted run never leaves a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name.removesuffix('.weights.h5')}.tmp.weights.h5")
+    model.save_weights(tmp)
+    os.replace(tmp, path)
 
 
 class WeightAverage:
@@ -61,11 +70,8 @@ class WeightAverage:
 
     def save(self, model: keras.Model, path: Path) -> None:
         """Write the average as ``model``'s weights file (``.weights.h5``), atomically."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name.removesuffix('.weights.h5')}.tmp.weights.h5")
         with self.applied(model):
-            model.save_weights(tmp)
-        os.replace(tmp, path)
+            write_weights(model, path)
 
     def load(self, model: keras.Model, path: Path) -> None:
         """Take the average from a weights file written by :meth:`save` for this architecture."""

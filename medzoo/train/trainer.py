@@ -50,7 +50,7 @@ from medzoo.hub import publish
 from medzoo.losses import get_loss
 from medzoo.registry import attach_spec, build, get_spec
 from medzoo.tasks import get_task
-from medzoo.train.averaging import WeightAverage
+from medzoo.train.averaging import WeightAverage, write_weights
 from medzoo.train.distribute import DataParallel
 from medzoo.train.sources import make_source
 from medzoo.train.tasks import Evaluation, evaluate, model_io
@@ -284,12 +284,6 @@ def _learning_rate(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
-def _save_weights(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(f".{path.name.removesuffix('.weights.h5')}.tmp.weights.h5")
-    model.save_weights(tmp)
-    os.replace(tmp, path)
-
-
 def _weight_average(
     config: TrainConfig, model: keras.Model, path: Path, state: dict[str, Any]
 ) -> WeightAverage | None:
@@ -478,7 +472,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
             if result.preview is not None:
                 board.preview(step, result.preview)
             if config.snapshots:
-                _save_weights(model, checkpoints / f"step_{step:06d}.weights.h5")
+                write_weights(model, checkpoints / f"step_{step:06d}.weights.h5")
                 if average is not None:
                     average.save(model, checkpoints / f"step_{step:06d}.average.weights.h5")
             if _better(value, state["best"], higher):
@@ -486,7 +480,7 @@ def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
                 if average is not None:
                     average.save(model, best_path)
                 else:
-                    _save_weights(model, best_path)
+                    write_weights(model, best_path)
             logger.info(
                 "step %d: validation %s = %.4g (best %.4g at step %d)",
                 step,
