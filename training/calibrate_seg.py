@@ -93,15 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     from medzoo.hub.preset import read_metadata
     from medzoo.train.calibration import apply_logit_offsets, fit_logit_offsets, tissue_dice
     from medzoo.train.reference import read_references, to_tissues
-    from medzoo.train.sources import Case
+    from medzoo.train.sources import reference_cases
     from medzoo.train.tasks import evaluate
 
     if Path(args.checkpoint).is_dir():
         folder = Path(args.checkpoint)
-        model = medzoo.load(folder)
     else:
-        folder = download(args.checkpoint, args.version)
-        model = medzoo.load(args.checkpoint, version=args.version)
+        folder = download(args.checkpoint, args.version)  # verified; loaded from there once
+    model = medzoo.load(folder)
     base = read_metadata(folder)
     class_to_tissue = to_tissues(np.arange(len(model.medzoo_spec.output.labels)))
 
@@ -124,11 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     apply_logit_offsets(model, offsets)
 
-    channel = model.medzoo_spec.input.channels[0]
-    held_out = [
-        Case(r.name, {channel: medzoo.io.read_image(r.scan)}, tissues=r.tissues, exclude=r.exclude)
-        for r in test
-    ]
+    held_out = reference_cases(model.medzoo_spec, test)
     result = evaluate(model, held_out)
     data = (
         f"{len(held_out)} REAL scan(s) never used for training, checkpoint selection or the "

@@ -37,7 +37,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Layer names of the logits layer and the softmax that follows it in medzoo's segmentation nets.
+#: Name of the linear layer whose output (the logits) feeds the softmax in medzoo's
+#: segmentation networks.
 LOGITS_LAYER = "head_logits"
 
 
@@ -82,7 +83,7 @@ def calibration_case(
     could_be_tissue = probabilities[..., 0] < 1.0 / (1.0 + np.exp(-2.0 * limit))
     keep = scored & ((tissues > 0) | could_be_tissue)
     log_p = np.log(np.maximum(probabilities[keep], 1e-6, dtype=np.float32))
-    return CalibrationCase(name, log_p.astype(np.float32), np.asarray(tissues[keep], np.uint8))
+    return CalibrationCase(name, log_p, np.asarray(tissues[keep], np.uint8))
 
 
 def tissue_dice(
@@ -92,16 +93,15 @@ def tissue_dice(
     (class id -> tissue id, 0 for none): ``dice_<tissue>`` inside the reference brain mask,
     ``whole_dice_<tissue>`` over all of the case's voxels, and their means ``dice_tissues``
     and ``whole_dice_tissues``."""
-    from medzoo.train.reference import TISSUE_IDS
+    from medzoo.train.reference import TISSUE_IDS, mask_dice
 
     estimate = class_to_tissue[np.argmax(case.log_probabilities + offsets, axis=1)]
     inside = case.tissues > 0
     dice = {}
     for name, tissue in TISSUE_IDS.items():
         t = case.tissues == tissue
-        for key, e in (("dice", (estimate == tissue) & inside), ("whole_dice", estimate == tissue)):
-            total = int(t.sum()) + int(e.sum())
-            dice[f"{key}_{name}"] = 2.0 * float((t & e).sum()) / total if total else 1.0
+        dice[f"dice_{name}"] = mask_dice(t, (estimate == tissue) & inside)
+        dice[f"whole_dice_{name}"] = mask_dice(t, estimate == tissue)
     for key in ("dice", "whole_dice"):
         dice[f"{key}_tissues"] = float(np.mean([dice[f"{key}_{n}"] for n in TISSUE_IDS]))
     return dice

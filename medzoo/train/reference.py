@@ -39,6 +39,7 @@ __all__ = [
     "TISSUE_IDS",
     "ReferenceScan",
     "head_mask",
+    "mask_dice",
     "read_references",
     "score_tissues",
     "to_tissues",
@@ -154,6 +155,12 @@ def _distance_mm(mask: sitk.Image) -> sitk.Image:
     )
 
 
+def mask_dice(truth: np.ndarray, estimate: np.ndarray) -> float:
+    """Dice of two boolean masks of one shape; 1.0 when both are empty."""
+    total = int(truth.sum()) + int(estimate.sum())
+    return 2.0 * float((truth & estimate).sum()) / total if total else 1.0
+
+
 def score_tissues(
     labels: sitk.Image,
     tissues: sitk.Image,
@@ -181,13 +188,10 @@ def score_tissues(
     for name, tissue in TISSUE_IDS.items():
         t = (reference == tissue) & scored
         e = (estimate == tissue) & scored
-        total = int(t.sum()) + int(e.sum())
-        metrics[f"dice_{name}"] = 2.0 * float((t & e).sum()) / total if total else 1.0
+        metrics[f"dice_{name}"] = mask_dice(t, e)
         metrics[f"volume_{name}_ml"] = float(e.sum()) * voxel_ml
         metrics[f"reference_{name}_ml"] = float(t.sum()) * voxel_ml
-        e_whole = (estimate == tissue) & counted
-        total = int(t.sum()) + int(e_whole.sum())
-        metrics[f"whole_dice_{name}"] = 2.0 * float((t & e_whole).sum()) / total if total else 1.0
+        metrics[f"whole_dice_{name}"] = mask_dice(t, (estimate == tissue) & counted)
     metrics["dice_tissues"] = float(np.mean([metrics[f"dice_{n}"] for n in TISSUE_IDS]))
     distance = _distance_mm(sitk.Cast(tissues > 0, sitk.sitkUInt8))
     far = sitk.GetArrayViewFromImage(distance) > _OUTSIDE_MARGIN_MM

@@ -45,6 +45,7 @@ __all__ = [
     "SyntheticSource",
     "downsample",
     "make_source",
+    "reference_cases",
     "train_spacing",
 ]
 
@@ -74,6 +75,16 @@ class Case:
     reference: sitk.Image | None = None
     tissues: sitk.Image | None = None
     exclude: sitk.Image | None = None
+
+
+def reference_cases(spec: ModelSpec, references: Sequence) -> list[Case]:
+    """A :class:`Case` per real reference scan (:class:`medzoo.train.reference.ReferenceScan`):
+    the scan as the spec's first channel (T1), scored against its reference tissues."""
+    channel = spec.input.channels[0]
+    return [
+        Case(r.name, {channel: read_image(r.scan)}, tissues=r.tissues, exclude=r.exclude)
+        for r in references
+    ]
 
 
 class Source(ABC):
@@ -360,11 +371,7 @@ class LabelMapSource(Source):
     def cases(self, split: str, count: int) -> list[Case]:
         from medzoo.train.reference import read_references
 
-        cases = []
-        for ref in read_references(self.reference_dir, split)[:count]:
-            scan = read_image(ref.scan)
-            channel = self.spec.input.channels[0]
-            cases.append(Case(ref.name, {channel: scan}, tissues=ref.tissues, exclude=ref.exclude))
+        cases = reference_cases(self.spec, read_references(self.reference_dir, split)[:count])
         if not cases:
             raise ValueError(
                 f"{self.reference_dir}/cases.json lists no {split} scan; add one (see "
