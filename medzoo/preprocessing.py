@@ -33,6 +33,7 @@ from medzoo.normalization import (  # re-exported: their old home
 
 __all__ = [
     "INTERPOLATIONS",
+    "STREAM_VOXELS",
     "CropPad",
     "crop_or_pad",
     "from_model_space",
@@ -59,7 +60,8 @@ _PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap", "minimum", "ma
 _FLOAT_PIXELS = {sitk.sitkFloat32, sitk.sitkFloat64, sitk.sitkVectorFloat32, sitk.sitkVectorFloat64}
 _AXIS_OF_LETTER = {"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}
 _GRID_TOL_MM = 1e-4  # grids closer than this (mm, and direction cosines) count as identical
-_STREAM_VOXELS = 1 << 24  # anti-aliasing of larger images runs in slabs (16.7 M voxels)
+STREAM_VOXELS = 1 << 24
+"""Images of more voxels than this (16.7 M) are anti-aliased and resampled in slabs."""
 _KERNEL_WIDTH = 64  # DiscreteGaussian's maximum kernel width, voxels
 _KERNEL_SIGMAS = 4.0  # its kernel reaches at most this many sigmas (maximum error 0.01)
 
@@ -132,7 +134,7 @@ def _resample_antialiased(
     coarsening an axis, blur it with sigma = (new - old spacing) / 2 mm (see
     :func:`resample_to_spacing`).
 
-    Images above ``_STREAM_VOXELS`` voxels are blurred and resampled in slabs of the target's
+    Images above ``STREAM_VOXELS`` voxels are blurred and resampled in slabs of the target's
     z slices: each slab blurs only the block of the image it reads (plus the blur's reach), so
     memory holds one block and its blurred copy instead of a blurred copy of the whole scan;
     the values are those of blurring the whole image first."""
@@ -143,7 +145,7 @@ def _resample_antialiased(
             sigmas[axis] = max(target.spacing[k] - image.GetSpacing()[axis], 0.0) / 2
     if not any(sigmas):
         return _resample(image, target, interpolation, default_value, pixel_id)
-    if math.prod(image.GetSize()) <= _STREAM_VOXELS or target.size[2] < 2:
+    if math.prod(image.GetSize()) <= STREAM_VOXELS or target.size[2] < 2:
         return _resample(_gaussian(image, sigmas), target, interpolation, default_value, pixel_id)
     source = Geometry.from_image(image)
     # The blur's reach in voxels per image axis (x, y, z): the kernel of DiscreteGaussian is
@@ -155,8 +157,8 @@ def _resample_antialiased(
     reach = [r + 1 for r in reach]
     nx, ny, nz = target.size
     # Slabs of the target's z slices whose block of the image holds about a quarter of
-    # _STREAM_VOXELS voxels (the blur's reach adds some on each side).
-    step = max(1, int(nz * _STREAM_VOXELS / (4 * math.prod(image.GetSize()))))
+    # STREAM_VOXELS voxels (the blur's reach adds some on each side).
+    step = max(1, int(nz * STREAM_VOXELS / (4 * math.prod(image.GetSize()))))
     out = None
     axis_z = np.asarray(target.direction).reshape(3, 3)[:, 2]
     for z0 in range(0, nz, step):

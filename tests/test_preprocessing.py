@@ -386,7 +386,7 @@ def test_anti_aliasing_in_slabs_gives_the_values_of_the_whole_image(
     image.SetSpacing((0.5, 0.7, 0.6))
     image.SetOrigin((3.0, -2.0, 1.0))
     whole, _ = to_model_space(image, orientation=orientation, spacing=spacing)
-    monkeypatch.setattr(preprocessing, "_STREAM_VOXELS", 1000)  # one slice per slab
+    monkeypatch.setattr(preprocessing, "STREAM_VOXELS", 1000)  # one slice per slab
     slabs, _ = to_model_space(image, orientation=orientation, spacing=spacing)
     assert Geometry.from_image(slabs) == Geometry.from_image(whole)
     np.testing.assert_allclose(

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from medzoo.hub._files import sha256_file
     from medzoo.hub.preset import read_metadata
     from medzoo.train.calibration import apply_logit_offsets, fit_logit_offsets, tissue_dice
-    from medzoo.train.reference import read_references, to_tissues
+    from medzoo.train.reference import cases_file, read_references, to_tissues
     from medzoo.train.sources import reference_cases
     from medzoo.train.tasks import evaluate
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     validation = read_references(args.reference_dir, "validation")
     test = read_references(args.reference_dir, "test")
     if not validation or not test:
-        parser.error(f"{args.reference_dir}/cases.json needs validation and test scans")
+        parser.error(f"{cases_file(args.reference_dir)} needs validation and test scans")
     logger.info("fitting on %s", ", ".join(r.name for r in validation))
     cases = validation_cases(model, validation)
     offsets, before, after = fit_logit_offsets(cases, class_to_tissue)

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reference-dir",
         default=str(ROOT / "training" / "references"),
-        help="folder of real scans with reference tissues and a cases.json",
+        help="folder of real scans with reference tissues and a cases.json, or a cases .json file",
     )
     parser.add_argument("--split", choices=("validation", "test"), default=None, help="only one")
     parser.add_argument("--slices-mm", type=float, default=None, help="also score thick slices")

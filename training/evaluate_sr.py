@@ -1,10 +1,11 @@
 """Super-resolution on REAL held-out scans: the model against B-spline and trilinear.
 
-Each 1 mm reference scan of ``--reference-dir`` (``cases.json``; those on a 1 mm grid) is
-degraded by the acquisition model (:func:`medzoo.acquisition.acquire`: block average by 4 per
-axis, or ``--profile gaussian``), super-resolved whole by :func:`medzoo.predict`, and scored
-against the 1 mm scan by :func:`medzoo.train.sr_eval.score_sr`: PSNR (dB) and SSIM of the
-model, SimpleITK B-spline and trilinear, over the whole image and inside the reference brain
+Each 1 mm reference scan of ``--reference-dir`` (default
+``training/references/cases_sr.json``; those on a 1 mm grid) is degraded by the acquisition
+model (:func:`medzoo.acquisition.acquire`: block average by 4 per axis, or ``--profile
+gaussian``), super-resolved whole by :func:`medzoo.predict`, and scored against the 1 mm scan
+by :func:`medzoo.train.sr_eval.score_sr`: PSNR (dB) and SSIM of the model, SimpleITK B-spline
+and trilinear, over the whole image and inside the reference brain
 mask (tissues > 0). Prints a Markdown table and writes ``--out`` JSON.
 
     python training/evaluate_sr.py --version 2.0.0 --out runs/sr-eval-2.0.0.json
@@ -101,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         help="with --weights: the interpolation the network corrects (default: the registry's, "
         "bspline, as in 3.x; linear for 1.x / 2.x weights)",
     )
-    parser.add_argument("--reference-dir", default=str(ROOT / "training" / "references"))
+    parser.add_argument(
+        "--reference-dir",
+        default=str(ROOT / "training" / "references" / "cases_sr.json"),
+        help="a reference folder (its cases.json) or a cases .json file (default: %(default)s, "
+        "the splits of srnet3d_ixi)",
+    )
     parser.add_argument("--profile", default="block", choices=("block", "gaussian"))
     parser.add_argument("--noise", type=float, default=0.0, help="relative noise (default 0)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")

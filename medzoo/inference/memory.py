@@ -110,7 +110,7 @@ def estimate_bytes(
     # and cast (12 bytes per voxel; the whole scan up to 2^24 voxels, a quarter of that per
     # slab above), the resampled channel and its image (8 bytes per model voxel); the
     # normalised channels converted so far (4 bytes each) and the foreground mask (1 byte).
-    stream = preprocessing._STREAM_VOXELS
+    stream = preprocessing.STREAM_VOXELS
     block = native if native <= stream else stream // 4
     conversion = block * 12 + model * (8 + 4 * given + 1)
     # The runner: the stacked volume (4 bytes per spec channel, given or filled) and the mask,

@@ -75,8 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     add(
         "--reference-dir",
         default=None,
-        help="with --data labelmaps: folder of REAL scans with reference tissue segmentations "
-        "and a cases.json (e.g. training/references) for validation and test",
+        help="with --data labelmaps | real | mixed: REAL scans with reference tissue "
+        "segmentations for validation and test: a folder with a cases.json "
+        "(training/references) or a cases .json file (training/references/cases_sr.json, the "
+        "splits of srnet3d_ixi)",
     )
     add("--steps", type=int, default=2000, help="training steps (batches) in total (default 2000)")
     add(

@@ -8,10 +8,12 @@ brainstem), both on the scan's own grid, and a ``cases.json`` index::
     [{"name": "colin27", "scan": "colin27/t1.nii.gz", "tissues": "colin27/tissues.nii.gz",
       "exclude": "colin27/exclude.nii.gz", "split": "validation", "note": "..."}]
 
-Paths are relative to the folder. A model's MRBrainS13 labels are merged as that challenge merges
-them (cortical GM + basal ganglia = GM, WM + lesions = WM, extracerebral CSF + ventricles = CSF;
-cerebellum and brainstem are not tissues here) and scored inside the reference brain mask minus
-the excluded region:
+Paths are relative to the folder. Another ``.json`` file in the folder may list a different
+selection of its scans (``cases_sr.json``: the super-resolution splits); every function that
+takes a reference folder also takes such a file (:func:`cases_file`). A model's MRBrainS13
+labels are merged as that challenge merges them (cortical GM + basal ganglia = GM, WM +
+lesions = WM, extracerebral CSF + ventricles = CSF; cerebellum and brainstem are not tissues
+here) and scored inside the reference brain mask minus the excluded region:
 
 - ``dice_csf``, ``dice_gm``, ``dice_wm`` and their mean ``dice_tissues``;
 - ``whole_dice_<tissue>``: the same over the whole image (minus the excluded region), so that
@@ -38,6 +40,7 @@ from medzoo.io import read_image
 __all__ = [
     "TISSUE_IDS",
     "ReferenceScan",
+    "cases_file",
     "head_mask",
     "mask_dice",
     "read_references",
@@ -75,19 +78,29 @@ class ReferenceScan:
     note: str = ""
 
 
+def cases_file(location: str | Path) -> Path:
+    """The cases file of a reference location: ``location/cases.json`` for a folder, or
+    ``location`` itself for a ``.json`` file (another selection of the same folder's scans,
+    e.g. ``training/references/cases_sr.json``); the paths it lists are relative to its folder.
+    """
+    location = Path(location)
+    return location if location.suffix == ".json" else location / "cases.json"
+
+
 def read_references(folder: str | Path, split: str | None = None) -> list[ReferenceScan]:
-    """The reference scans listed in ``folder/cases.json`` (only ``split``'s, if given).
+    """The reference scans listed in the cases file of ``folder`` (:func:`cases_file`; only
+    ``split``'s, if given).
 
     Raises:
-        FileNotFoundError: no cases.json, or a file it names is missing.
+        FileNotFoundError: no cases file, or a file it names is missing.
         ValueError: a reference not on its scan's grid, or an unknown split.
     """
-    folder = Path(folder)
-    index = folder / "cases.json"
+    index = cases_file(folder)
+    folder = index.parent
     if not index.is_file():
         raise FileNotFoundError(
-            f"{index} does not exist: a reference folder needs a cases.json listing its scans "
-            "(see medzoo.train.reference)"
+            f"{index} does not exist: a reference folder needs a cases.json listing its scans, "
+            "or give the path of a cases .json file (see medzoo.train.reference)"
         )
     scans = []
     for entry in json.loads(index.read_text(encoding="utf-8")):
@@ -136,8 +149,9 @@ def head_mask(scan: sitk.Image, margin_mm: float = 3.0) -> sitk.Image:
 
     Independent of how ``medzoo.predict`` finds the head: voxels above the scan's Otsu threshold,
     their largest connected component, closed over gaps up to 4 mm, enclosed holes (dark skull,
-    sinuses) filled, then grown by ``margin_mm`` so that partial-volume voxels at the skin count
-    as head.
+    sinuses) filled in 3D and in every slice along each axis (a defaced scan's head is open at
+    the face, so in 3D its inside is not enclosed, but each axial slice above the face is), then
+    grown by ``margin_mm`` so that partial-volume voxels at the skin count as head.
     """
     image = sitk.Cast(scan, sitk.sitkFloat32)
     bright = sitk.OtsuThreshold(image, 0, 1)
@@ -145,6 +159,15 @@ def head_mask(scan: sitk.Image, margin_mm: float = 3.0) -> sitk.Image:
     head = components == 1
     radius = [max(1, round(_HEAD_CLOSING_MM / s)) for s in scan.GetSpacing()]
     head = sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(head, radius))
+    filled = sitk.GetArrayFromImage(head).astype(bool)
+    for axis in range(3):
+        for index in range(filled.shape[axis]):
+            plane = filled[(slice(None),) * axis + (index,)]  # a view: filled in place
+            if plane.any():
+                hole_free = sitk.BinaryFillhole(sitk.GetImageFromArray(plane.astype(np.uint8)))
+                plane |= sitk.GetArrayViewFromImage(hole_free).astype(bool)
+    head = sitk.GetImageFromArray(filled.astype(np.uint8))
+    head.CopyInformation(scan)
     return sitk.Cast(_distance_mm(head) <= margin_mm, sitk.sitkUInt8)
 
 

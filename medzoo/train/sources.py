@@ -369,12 +369,12 @@ class LabelMapSource(Source):
         )
 
     def cases(self, split: str, count: int) -> list[Case]:
-        from medzoo.train.reference import read_references
+        from medzoo.train.reference import cases_file, read_references
 
         cases = reference_cases(self.spec, read_references(self.reference_dir, split)[:count])
         if not cases:
             raise ValueError(
-                f"{self.reference_dir}/cases.json lists no {split} scan; add one (see "
+                f"{cases_file(self.reference_dir)} lists no {split} scan; add one (see "
                 "medzoo.train.reference)"
             )
         return cases

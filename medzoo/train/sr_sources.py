@@ -365,6 +365,8 @@ class RealSRSource(Source):
         return SRPairBatches(self, batch_size, steps_per_epoch, self.seed)
 
     def cases(self, split: str, count: int) -> list[Case]:
+        from medzoo.train.reference import cases_file
+
         f_xyz = self.factors[::-1]
         channel = self.spec.input.channels[0]
         cases = []
@@ -376,7 +378,7 @@ class RealSRSource(Source):
             cases.append(Case(ref.name, inputs, reference=truth, tissues=brain))
         if not cases:
             raise ValueError(
-                f"{self.reference_dir}/cases.json lists no {split} scan on a "
+                f"{cases_file(self.reference_dir)} lists no {split} scan on a "
                 f"{self.fine_spacing} mm grid; add one (see medzoo.train.reference)"
             )
         return cases
