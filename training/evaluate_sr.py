@@ -5,8 +5,8 @@ Each 1 mm reference scan of ``--reference-dir`` (default
 model (:func:`medzoo.acquisition.acquire`: block average by 4 per axis, or ``--profile
 gaussian``), super-resolved whole by :func:`medzoo.predict`, and scored against the 1 mm scan
 by :func:`medzoo.train.sr_eval.score_sr`: PSNR (dB) and SSIM of the model, SimpleITK B-spline
-and trilinear, over the whole image and inside the reference brain
-mask (tissues > 0). Prints a Markdown table and writes ``--out`` JSON.
+and trilinear, over the whole image and inside the reference brain mask (tissues > 0). Prints
+a Markdown table and writes ``--out`` JSON.
 
     python training/evaluate_sr.py --version 2.0.0 --out runs/sr-eval-2.0.0.json
     python training/evaluate_sr.py --weights runs/sr-real/run/checkpoint/best.weights.h5

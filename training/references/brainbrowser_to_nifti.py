@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
+
+from medzoo.io import write_image
 
 AXES = ("xspace", "yspace", "zspace")
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
@@ -43,10 +44,10 @@ def read_brainbrowser(header_path: Path, raw_path: Path) -> sitk.Image:
     array = np.ascontiguousarray(np.transpose(array, [order.index(a) for a in AXES[::-1]]))
     cosines = np.stack([np.asarray(header[a]["direction_cosines"], float) for a in AXES], axis=1)
     starts = np.array([float(header[a]["start"]) for a in AXES])
+    steps = np.array([float(header[a]["step"]) for a in AXES])
     image = sitk.GetImageFromArray(array)
-    image.SetSpacing([abs(float(header[a]["step"])) for a in AXES])
-    signs = np.sign([float(header[a]["step"]) for a in AXES])
-    image.SetDirection((RAS_TO_LPS @ (cosines * signs)).ravel().tolist())
+    image.SetSpacing(np.abs(steps).tolist())
+    image.SetDirection((RAS_TO_LPS @ (cosines * np.sign(steps))).ravel().tolist())
     image.SetOrigin((RAS_TO_LPS @ (cosines @ starts)).tolist())
     return image
 
@@ -59,10 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.out.exists():
         parser.error(f"{args.out} exists; give a new file name")
-    image = read_brainbrowser(args.header, args.raw)
-    partial = args.out.with_name(args.out.name + ".partial.nii.gz")
-    sitk.WriteImage(image, str(partial), useCompression=True)
-    os.replace(partial, args.out)
+    write_image(read_brainbrowser(args.header, args.raw), args.out)  # temporary name, then rename
 
 
 if __name__ == "__main__":
