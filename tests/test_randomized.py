@@ -99,6 +99,52 @@ def test_patches_beside_the_head_keep_the_air_dark_as_a_whole_scan_would():
             assert image[..., 0][labels == 3].mean() > 0.7
 
 
+def test_head_tissue_is_split_into_regions_of_its_own_while_brain_tissue_is_not():
+    """Textured samples give one head tissue several intensities (as muscle, fat and fascia of a
+    real neck), some of them brain-like, and keep it labelled background; brain tissue keeps its
+    single intensity. Without texture the head tissue is one Gaussian."""
+    array = np.zeros((48, 48, 48), np.int32)
+    array[4:44, 4:44, 4:24] = 507  # one head tissue (SynthSeg's soft tissue id)
+    array[4:44, 4:44, 24:44] = 2  # white matter beside it
+    quiet = dict(
+        patch_shape=(32, 32, 32),
+        brain_centre_probability=0.0,
+        rotation_deg=0.0,
+        scaling=(1.0, 1.0),
+        shear=0.0,
+        elastic_mm=(0.0, 0.0),
+        flip_probability=0.0,
+        random_contrast_probability=1.0,  # random Gaussians of zero width: one value each
+        random_std=(0.0, 0.0),
+        noise_std=(0.0, 0.0),
+        bias_std=(0.0, 0.0),
+        thick_slice_probability=0.0,
+        voxel_mm=(1.0, 1.0),
+        gamma_std=0.0,
+        optional_channel_probability=0.0,
+        black_background_probability=1.0,
+        head_texture_regions=(4, 4),
+        head_texture_mm=(6.0, 6.0),
+    )
+    bank = LabelMapBank(["halves"], [array])
+    for textured in (0.0, 1.0):
+        config = RandomizedConfig(head_texture_probability=textured, **quiet)
+        renderer = RandomizedRenderer(bank, config)
+        counts, brain_counts = [], []
+        for seed in range(6):
+            image, labels = renderer.sample(seed=seed)
+            tissue = image[..., 0][(labels == 0) & (image[..., 0] > 0)]  # the air is black
+            brain = image[..., 0][labels == 3]
+            interior = brain[(brain > 0.02) & (brain < 0.98)]
+            counts.append(len(np.unique(np.round(tissue, 4))))
+            brain_counts.append(len(np.unique(np.round(interior, 4))))
+        assert max(brain_counts) <= 1  # brain tissue: one intensity (or clipped to 0 / 1)
+        if textured:
+            assert min(counts) >= 3  # region 0 plus at least two regions of their own
+        else:
+            assert max(counts) <= 2  # one Gaussian (and the edge of the clip)
+
+
 def test_a_saved_bank_loads_back_without_simpleitk(bank, tmp_path):
     bank.save(tmp_path / "bank.npz")
     loaded = LabelMapBank.load(tmp_path / "bank.npz")

@@ -15,7 +15,12 @@ so it works on real scans of any contrast. This is medzoo's own implementation:
 3. Intensities, per channel: each label id its own Gaussian (left and right independent), drawn
    either uniformly at random (a random Gaussian mixture) or from a realistic contrast profile of
    :mod:`medzoo.synth.contrasts` with 10 % jitter; the background (air) is dark and either noisy
-   or exactly black.
+   or exactly black. Most samples also split the head tissues of the patch into a few random
+   regions (cells of smooth random fields, 4-24 mm), each with its own Gaussian: drawn at random,
+   or in a realistic contrast from the head tissues and from grey matter, white matter and CSF.
+   A label map gives the neck and face one or two large homogeneous tissues, while a real neck
+   has muscle, fat and fascia whose contrast looks like grey and white matter; without these
+   regions the network labelled the neck and tongue of real scans as brain.
 4. Acquisition, per channel: multiplicative smooth bias field; a random acquired voxel size,
    often with thick slices (1.5-8 mm) along a random axis: Gaussian slice profile (FWHM = the
    voxel size), sampling on the coarse grid, Gaussian noise there, linear interpolation back onto
@@ -62,6 +67,11 @@ _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 #: eyes, muscles, other soft tissue) are background.
 _EXTRA_BRAIN = {25: 4, 57: 4, 30: 3, 62: 3, 72: 6, 85: 3}
 HEAD_TISSUE_IDS = range(100, 1000)
+
+#: Realistic-profile tissues a head tissue is drawn as.
+_HEAD_TISSUES = ("head_dark", "head_mid", "head_bright")
+#: ... and those of the random regions of textured head tissue: brain-like intensities too.
+_TEXTURE_TISSUES = (*_HEAD_TISSUES, "cortex", "white_matter", "csf")
 
 #: Voxels drawn from the whole head to normalise a patch of mostly air.
 _REFERENCE_SIZE = 20_000
@@ -232,6 +242,12 @@ class RandomizedConfig:
         noise_std: range of the Gaussian noise's standard deviation (relative to [0, 1]).
         gamma_std: standard deviation of the log of the gamma exponent.
         black_background_probability: chance that everything outside the head is exactly 0.
+        head_texture_probability: chance that the head tissues of a sample are split into
+            random regions with intensities of their own.
+        head_texture_regions: range of the number of regions (the first keeps each label's own
+            intensity).
+        head_texture_mm: range of the spacing of the random fields whose cells are the regions,
+            mm (about the regions' size).
     """
 
     patch_shape: tuple[int, int, int] = (96, 96, 96)
@@ -256,6 +272,9 @@ class RandomizedConfig:
     noise_std: tuple[float, float] = (0.0, 0.05)
     gamma_std: float = 0.25
     black_background_probability: float = 0.3
+    head_texture_probability: float = 0.7
+    head_texture_regions: tuple[int, int] = (2, 8)
+    head_texture_mm: tuple[float, float] = (4.0, 24.0)
 
     def __post_init__(self) -> None:
         if len(self.patch_shape) != 3 or min(self.patch_shape) < 8:
@@ -358,6 +377,7 @@ class RandomizedRenderer:
             np.meshgrid(*[np.arange(n) - (n - 1) / 2.0 for n in shape], indexing="ij")
         ).reshape(3, -1)
         self._air = bank.ids == 0
+        self._head_tissue = (bank.classes == 0) & ~self._air
 
     def sample(
         self, seed: int | Sequence[int] | np.random.Generator, subject: int | None = None
@@ -375,6 +395,7 @@ class RandomizedRenderer:
         cfg = self.config
         rng = np.random.default_rng(seed)
         r_geo, r_channels, r_air = rng.spawn(3)
+        r_texture = rng.spawn(1)[0]
         if subject is None:
             subject = int(r_geo.integers(len(self.bank)))
         label_map = self.bank.maps[subject]
@@ -386,6 +407,7 @@ class RandomizedRenderer:
             else None
         )
         labels = self.bank.classes[index].astype(np.int32)
+        regions = self._head_regions(index, r_texture)
         present = [True] + [
             bool(r.random() < cfg.optional_channel_probability)
             for r in r_channels.spawn(len(cfg.channels) - 1)
@@ -399,7 +421,7 @@ class RandomizedRenderer:
             if not present[k]:
                 channels.append(np.full(index.shape, cfg.absent_value, np.float32))
                 continue
-            channels.append(self._channel(index, contrast, resolution, r, reference))
+            channels.append(self._channel(index, contrast, resolution, r, reference, regions))
         return np.stack(channels, axis=-1), labels
 
     # ------------------------------------------------------------------------ geometry
@@ -450,27 +472,57 @@ class RandomizedRenderer:
             voxel[rng.integers(3)] = rng.uniform(*cfg.slice_thickness_mm)
         return voxel
 
+    def _head_regions(self, index: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+        """int8 (z, y, x): the random region of every head-tissue voxel of the patch (-1
+        elsewhere), or None when this sample is not textured."""
+        cfg = self.config
+        if rng.random() >= cfg.head_texture_probability:
+            return None
+        head = self._head_tissue[index]
+        if not head.any():
+            return None
+        low, high = cfg.head_texture_regions
+        count = int(rng.integers(low, high + 1))
+        fields = _smooth_field(rng, index.shape, rng.uniform(*cfg.head_texture_mm), 1.0, count)
+        regions = np.argmax(fields, axis=0).astype(np.int8)
+        regions[~head] = -1
+        return regions
+
     # ----------------------------------------------------------------------- intensities
 
     def _means_stds(
         self, contrast: str, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Per-index means and standard deviations, and whether the air is exactly black."""
+    ) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+        """Per-index means and standard deviations, whether the air is exactly black, and
+        whether the contrast is a random mixture."""
         cfg = self.config
         n = len(self.bank.ids)
-        if rng.random() < cfg.random_contrast_probability:
-            means = rng.uniform(0.0, 1.0, n)
-            stds = rng.uniform(*cfg.random_std, n)
+        mixture = bool(rng.random() < cfg.random_contrast_probability)
+        if mixture:
+            means, stds = self._random_gaussians(n, rng)
         else:
-            profile = PROFILES[contrast]
-            head = ("head_dark", "head_mid", "head_bright")
-            tissues = [t if t is not None else head[rng.integers(3)] for t in self.bank.tissues]
-            means = np.array([profile[t][0] for t in tissues]) * rng.uniform(0.9, 1.1, n)
-            stds = np.array([profile[t][1] for t in tissues]) * rng.uniform(0.5, 1.5)
+            tissues = [
+                t if t is not None else _HEAD_TISSUES[rng.integers(3)] for t in self.bank.tissues
+            ]
+            means, stds = self._profile_gaussians(contrast, tissues, rng)
         black = bool(rng.random() < cfg.black_background_probability)
         means[self._air] = 0.0 if black else rng.uniform(0.0, 0.1)
         stds[self._air] = 0.0 if black else rng.uniform(0.0, 0.03)
-        return means.astype(np.float32), stds.astype(np.float32), black
+        return means.astype(np.float32), stds.astype(np.float32), black, mixture
+
+    def _random_gaussians(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` random Gaussians (means in [0, 1])."""
+        return rng.uniform(0.0, 1.0, n), rng.uniform(*self.config.random_std, n)
+
+    @staticmethod
+    def _profile_gaussians(
+        contrast: str, tissues: Sequence[str], rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The realistic Gaussians of ``tissues`` in ``contrast``, means jittered by 10 %."""
+        profile = PROFILES[contrast]
+        means = np.array([profile[t][0] for t in tissues]) * rng.uniform(0.9, 1.1, len(tissues))
+        stds = np.array([profile[t][1] for t in tissues]) * rng.uniform(0.5, 1.5)
+        return means, stds
 
     def _channel(
         self,
@@ -479,10 +531,13 @@ class RandomizedRenderer:
         voxel_mm: np.ndarray,
         rng: np.random.Generator,
         reference: np.ndarray | None = None,
+        regions: np.ndarray | None = None,
     ) -> np.ndarray:
         cfg = self.config
-        means, stds, black = self._means_stds(contrast, rng)
+        means, stds, black, mixture = self._means_stds(contrast, rng)
         image = means[index] + stds[index] * rng.standard_normal(index.shape, dtype=np.float32)
+        if regions is not None:
+            image = self._texture(image, regions, contrast, mixture, rng)
         bias_std = rng.uniform(*cfg.bias_std)
         if bias_std > 0:
             image *= np.exp(_smooth_field(rng, index.shape, 48.0, bias_std, 1)[0])
@@ -503,6 +558,30 @@ class RandomizedRenderer:
                 means[reference] + stds[reference] * rng.standard_normal(reference.shape)
             )
         return self._normalise(image, rng, reference)
+
+    def _texture(
+        self,
+        image: np.ndarray,
+        regions: np.ndarray,
+        contrast: str,
+        mixture: bool,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Head-tissue regions 1, 2, ... of ``regions`` drawn from Gaussians of their own (random
+        for a mixture contrast, else realistic head, grey-matter, white-matter or CSF ones);
+        region 0 keeps its labels' intensities."""
+        count = int(regions.max()) + 1
+        if mixture:
+            means, stds = self._random_gaussians(count, rng)
+        else:
+            tissues = [_TEXTURE_TISSUES[k] for k in rng.integers(len(_TEXTURE_TISSUES), size=count)]
+            means, stds = self._profile_gaussians(contrast, tissues, rng)
+        for k in range(1, count):
+            inside = regions == k
+            image[inside] = means[k] + stds[k] * rng.standard_normal(
+                int(inside.sum()), dtype=np.float32
+            )
+        return image
 
     def _normalise(
         self, image: np.ndarray, rng: np.random.Generator, reference: np.ndarray | None = None
