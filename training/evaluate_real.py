@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="training/evaluate_real.py",
         description=__doc__.split("\n\n")[0]
-        + ". Prints a table and writes every metric to --out (CSV).",
+        + " Prints a table and writes every metric to --out (CSV).",
     )
     parser.add_argument(
         "checkpoints",

@@ -149,7 +149,7 @@ def save_preset(
     )
     try:
         (staging / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
-        _weights_only(model, config).save_weights(staging / "model.weights.h5")
+        weights_only(model).save_weights(staging / "model.weights.h5")
         (staging / "metadata.json").write_text(
             json.dumps(metadata, indent=2) + "\n", encoding="utf-8"
         )
@@ -163,12 +163,14 @@ def save_preset(
     return directory
 
 
-def _weights_only(model: keras.Model, config: dict[str, Any]) -> keras.Model:
+def weights_only(model: keras.Model) -> keras.Model:
     """``model``, or for a compiled model an uncompiled copy with its weights: Keras writes a
     compiled model's optimizer state into ``.weights.h5`` too (3x the size with Adam), which a
-    checkpoint for inference and fine-tuning does not want."""
+    checkpoint for inference, fine-tuning or a weights-only resume does not want."""
     if getattr(model, "optimizer", None) is None:
         return model
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)  # else the copy is compiled and saves an optimizer too
     copy = keras.saving.deserialize_keras_object(config)
     copy.set_weights(model.get_weights())
     return copy

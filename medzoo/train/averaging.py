@@ -21,16 +21,35 @@ from pathlib import Path
 import keras
 import numpy as np
 
-__all__ = ["WeightAverage", "write_weights"]
+from medzoo.hub.preset import weights_only
+
+__all__ = ["WeightAverage", "read_weights", "write_weights"]
 
 
 def write_weights(model: keras.Model, path: Path) -> None:
-    """Write ``model``'s weights to ``path`` (``.weights.h5``) under a temporary name, then
-    rename it, so that an interrupted run never leaves a half-written file."""
+    """Write ``model``'s weights, without its optimizer's state, to ``path`` (``.weights.h5``)
+    under a temporary name, then rename it, so that an interrupted run never leaves a
+    half-written file. The optimizer's state travels in the run's ``last.keras`` only."""
     path = Path(path)
     tmp = path.with_name(f".{path.name.removesuffix('.weights.h5')}.tmp.weights.h5")
-    model.save_weights(tmp)
+    weights_only(model).save_weights(tmp)
     os.replace(tmp, path)
+
+
+def read_weights(model: keras.Model, path: Path) -> list[np.ndarray]:
+    """The weights a ``.weights.h5`` file holds for ``model``'s architecture, read through an
+    uncompiled copy, so that a compiled ``model`` (and its optimizer's state) is left alone and
+    Keras does not warn about the optimizer state the file lacks."""
+    reader = weights_only(model)
+    if reader is model:
+        own = model.get_weights()
+        try:
+            model.load_weights(path)
+            return model.get_weights()
+        finally:
+            model.set_weights(own)
+    reader.load_weights(path)
+    return reader.get_weights()
 
 
 class WeightAverage:
@@ -75,9 +94,4 @@ class WeightAverage:
 
     def load(self, model: keras.Model, path: Path) -> None:
         """Take the average from a weights file written by :meth:`save` for this architecture."""
-        own = model.get_weights()
-        try:
-            model.load_weights(path)
-            self.weights = [np.asarray(w, dtype=np.float64) for w in model.get_weights()]
-        finally:
-            model.set_weights(own)
+        self.weights = [np.asarray(w, dtype=np.float64) for w in read_weights(model, path)]

@@ -50,7 +50,7 @@ from medzoo.hub import publish
 from medzoo.losses import get_loss
 from medzoo.registry import attach_spec, build, get_spec
 from medzoo.tasks import get_task
-from medzoo.train.averaging import WeightAverage, write_weights
+from medzoo.train.averaging import WeightAverage, read_weights, write_weights
 from medzoo.train.distribute import DataParallel
 from medzoo.train.sources import make_source
 from medzoo.train.tasks import Evaluation, evaluate, model_io
@@ -513,7 +513,7 @@ def _finish(
     patch: tuple[int, ...],
 ) -> TrainResult:
     """Evaluate the best weights on the test cases and publish them."""
-    model.load_weights(best_path)
+    model.set_weights(read_weights(model, best_path))
     cases = source.cases("test", config.test_cases)
     result: Evaluation = evaluate(model, cases)
     data = source.describe_test(cases)
