@@ -150,9 +150,9 @@ def _devices() -> str:
 
 
 def _save(model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.weights.h5")
-    model.save_weights(tmp)
-    tmp.replace(path)
+    from medzoo.train.averaging import write_weights
+
+    write_weights(model, path)  # weights only: the compiled model's Adam state would triple it
     logger.info("saved %s", path.name)
 
 

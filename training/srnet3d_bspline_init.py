@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     import medzoo
+    from medzoo.train.averaging import write_weights
 
     out = Path(args.out)
     if not out.name.endswith(".weights.h5"):
@@ -41,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     for weight in model.get_layer(HEAD).weights:
         weight.assign(np.zeros(weight.shape, "float32"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp.weights.h5")
-    model.save_weights(tmp)
-    os.replace(tmp, out)
+    write_weights(model, out)
     logging.info("wrote %s: %s with %s zeroed (= B-spline at the start)", out, args.weights, HEAD)
     return 0
 
