@@ -54,7 +54,10 @@ def test_save_then_load_gives_identical_predictions_and_the_spec(unet_preset):
     assert metadata["metrics"] == METRICS and metadata["training_data"] == TRAINING
     assert metadata["license"] == "MIT" and metadata["command"]
     card = (folder / "README.md").read_text()
-    assert "| dice_mean | 0.5 | two synthetic test volumes |" in card
+    assert (
+        "Measured on: two synthetic test volumes\n\n"
+        "| metric | value |\n|---|---|\n| dice_mean | 0.5 |" in card
+    )
     assert "license: mit" in card and 'medzoo.load("unet3d_mrbrains", version="1.0.0")' in card
 
 

@@ -236,6 +236,22 @@ def test_card_notice_is_the_first_line_and_real_scan_checks_a_section():
     assert card.index("## Real-scan checks") < card.index("## Training data")
 
 
+def test_card_names_what_metrics_were_measured_on_once_per_table():
+    metadata = _metadata("resnet3d_ixi_age")
+    metadata["metrics"] = {
+        "mae_years": {"value": 6.25, "data": "3 REAL scans"},
+        "r2": {"value": 0.5, "data": "3 REAL scans"},
+        "synthetic_mae_years": {"value": 4.0, "data": "64 SYNTHETIC scans"},
+    }
+    card = render_model_card(metadata)
+    evaluation = card[card.index("## Evaluation") : card.index("## Training data")]
+    assert evaluation.count("3 REAL scans") == 1
+    assert evaluation.count("64 SYNTHETIC scans") == 1
+    real, synthetic = evaluation.split("Measured on: 64 SYNTHETIC scans")
+    assert "| mae_years | 6.25 |" in real and "| r2 | 0.5 |" in real
+    assert "| synthetic_mae_years | 4 |" in synthetic and "mae_years | 6.25" not in synthetic
+
+
 @pytest.mark.parametrize("folder", sorted((ROOT / "weights").glob("*/*/metadata.json")))
 def test_every_bundled_card_is_its_metadata_rendered(folder):
     metadata = json.loads(folder.read_text())

@@ -99,9 +99,8 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         pairs = ", ".join(f"{a}<->{b}" for a, b in outputs["left_right_pairs"])
         lines.append(f"\nLeft/right label pairs (swapped by a left-right flip): {pairs}")
 
-    lines += ["", "## Evaluation", "", "| metric | value | measured on |", "|---|---|---|"]
-    for metric, entry in metadata["metrics"].items():
-        lines.append(f"| {metric} | {entry['value']:.4g} | {entry['data']} |")
+    lines += ["", "## Evaluation"]
+    lines += _evaluation(metadata["metrics"])
 
     if metadata.get("real_scan_checks"):
         lines += _real_scan_checks(metadata["real_scan_checks"])
@@ -127,6 +126,18 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _evaluation(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One table per distinct ``data`` text (in the order the metrics first name it), the text
+    written once above its table rather than in every row."""
+    by_data: dict[str, list[str]] = {}
+    for metric, entry in metrics.items():
+        by_data.setdefault(entry["data"], []).append(f"| {metric} | {entry['value']:.4g} |")
+    lines = []
+    for data, rows in by_data.items():
+        lines += ["", f"Measured on: {data}", "", "| metric | value |", "|---|---|", *rows]
+    return lines
 
 
 def _real_scan_checks(checks: Mapping[str, Any]) -> list[str]:
