@@ -61,7 +61,7 @@ def validation_cases(model, references) -> list:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="training/calibrate_seg.py",
-        description=__doc__.split("\n\n")[0]
+        description=__doc__.split("\n\n")[0].rstrip(".")
         + ": fit on the validation scans, score on the test scans, publish a new version.",
     )
     parser.add_argument("checkpoint", help="registry name (with --version) or preset folder")
