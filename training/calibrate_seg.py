@@ -77,14 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     default = parser.add_mutually_exclusive_group()
     default.add_argument("--make-default", dest="make_default", action="store_true", default=None)
     default.add_argument("--keep-default", dest="make_default", action="store_false")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every fitting step")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log every fitting step and the backend's start-up lines",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",
     )
     logger.setLevel(logging.INFO)
+    from medzoo._startup import import_backend
 
+    import_backend(verbose=args.verbose)
     import numpy as np
 
     import medzoo

@@ -69,7 +69,9 @@ def checkpoints(items: list[str], version: str | None) -> Iterator[tuple[str, in
             for snapshot in snapshots:
                 model.load_weights(snapshot)
                 step = int(re.findall(r"\d+", snapshot.stem)[0])
-                yield f"{path}@{step}", step, model
+                # A run with --weight-average keeps step_N.weights.h5 and step_N.average.weights.h5.
+                kind = " average" if snapshot.name.endswith(".average.weights.h5") else ""
+                yield f"{path}@{step}{kind}", step, model
         elif path.suffixes[-2:] == [".weights", ".h5"]:
             model = build(os.environ.get("MEDZOO_MODEL", "unet3d_mrbrains"))
             model.load_weights(path)
@@ -127,9 +129,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slices-mm", type=float, default=None, help="also score thick slices")
     parser.add_argument("--tta", action="store_true", help="test-time flips")
     parser.add_argument("--out", default=None, help="CSV file for every row and metric")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="let the backend's start-up lines through"
+    )
     args = parser.parse_args(argv)
+    for item in args.checkpoints:
+        if item.endswith(".h5") and not Path(item).is_file():
+            parser.error(
+                f"{item}: no such weights file; give a .weights.h5 file, a preset folder, a run's "
+                "checkpoint folder or a registry name (medzoo list)"
+            )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    from medzoo._startup import import_backend
 
+    import_backend(verbose=args.verbose)
     from tqdm.auto import tqdm
 
     from medzoo.train.reference import read_references

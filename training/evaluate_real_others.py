@@ -348,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         help="no evaluation: put the figures of a --json report into the bundled checkpoints' "
         "metadata.json and model cards and update weights_manifest.json",
     )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="let the backend's start-up lines through"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if args.write_cards:
@@ -355,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         for folder in write_cards(report, ROOT):
             sys.stdout.write(f"updated {folder}\n")
         return 0
+    from medzoo._startup import import_backend
+
+    import_backend(verbose=args.verbose)
 
     import medzoo
     from medzoo.io import read_image

@@ -112,8 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", type=float, default=0.0, help="relative noise (default 0)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--save-dir", default=None, help="write each model output here")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="let the backend's start-up lines through"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from medzoo._startup import import_backend
+
+    import_backend(verbose=args.verbose)
     from medzoo.train.sr_eval import load_sr_model
 
     model, label = load_sr_model(
