@@ -73,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         help="real scans with reference tissues and a cases.json (validation: fit; test: score)",
     )
     parser.add_argument("--out", required=True, help="folder the preset is published into")
+    parser.add_argument(
+        "--fixed-classes",
+        default="0",
+        metavar="IDS",
+        help="comma-separated label ids whose offset stays 0 (default: the background, which "
+        "anchors the scale); fix the classes the tissue Dice cannot judge, e.g. 0,2,4,7,8 "
+        "(basal ganglia, lesions, cerebellum, brainstem), or the fit may trade them away",
+    )
     parser.add_argument("--update-manifest", default=None, help="manifest to add the entry to")
     default = parser.add_mutually_exclusive_group()
     default.add_argument("--make-default", dest="make_default", action="store_true", default=None)
@@ -110,6 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     model = medzoo.load(folder)
     base = read_metadata(folder)
     class_to_tissue = to_tissues(np.arange(len(model.medzoo_spec.output.labels)))
+    labels = len(model.medzoo_spec.output.labels)
+    try:
+        fixed = sorted({int(i) for i in args.fixed_classes.split(",") if i.strip()})
+    except ValueError:
+        parser.error(f"--fixed-classes {args.fixed_classes!r}: give label ids like 0,2,4,7,8")
+    if not fixed or not all(0 <= i < labels for i in fixed):
+        parser.error(
+            f"--fixed-classes {args.fixed_classes!r}: give at least one label id in 0-{labels - 1} "
+            "(0, the background, anchors the scale)"
+        )
 
     validation = read_references(args.reference_dir, "validation")
     test = read_references(args.reference_dir, "test")
@@ -117,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{cases_file(args.reference_dir)} needs validation and test scans")
     logger.info("fitting on %s", ", ".join(r.name for r in validation))
     cases = validation_cases(model, validation)
-    offsets, before, after = fit_logit_offsets(cases, class_to_tissue)
+    offsets, before, after = fit_logit_offsets(cases, class_to_tissue, fixed=fixed)
     per_scan = {
         c.name: {
             "before": tissue_dice(c, np.zeros_like(offsets), class_to_tissue),
@@ -148,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             "coordinate ascent on the mean whole-image tissue Dice of the validation scans "
             "(medzoo.train.calibration)",
             "offsets": [round(float(v), 5) for v in offsets],
+            "fixed_classes": fixed,
             "fitted_on": [r.name for r in validation],
             "validation_whole_dice_tissues_before": round(before, 5),
             "validation_whole_dice_tissues_after": round(after, 5),
