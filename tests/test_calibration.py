@@ -109,3 +109,14 @@ def test_bad_uses_are_refused_by_name():
     case = biased_case(np.random.default_rng(3), 100, {})
     with pytest.raises(ValueError, match="maps 3 classes, the model has 9"):
         fit_logit_offsets([case], CLASS_TO_TISSUE[:3])
+
+
+def test_fixed_classes_keep_offset_zero_while_the_others_are_fitted():
+    """calibrate_seg.py --fixed-classes 0,2,4,7,8: basal ganglia, lesions, cerebellum and
+    brainstem, which the tissue Dice merges or does not score, are not traded for Dice."""
+    fixed = (0, 2, 4, 7, 8)
+    case = biased_case(np.random.default_rng(1), 20_000, {3: 0.8, 5: -0.7})
+    offsets, before, after = fit_logit_offsets([case], CLASS_TO_TISSUE, fixed=fixed)
+    assert np.all(offsets[list(fixed)] == 0.0)
+    assert after > before + 0.05
+    assert offsets[5] - offsets[3] > 1.0  # CSF up against WM: the bias undone
