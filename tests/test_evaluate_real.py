@@ -1,20 +1,12 @@
 """training/evaluate_real.py: which checkpoints it scores, and what it says about bad ones."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from training_scripts import load_training_script
 
 
 def _tool():
-    path = Path(__file__).resolve().parents[1] / "training" / "evaluate_real.py"
-    spec = importlib.util.spec_from_file_location("evaluate_real", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_training_script("evaluate_real.py")
 
 
 def test_a_runs_snapshots_and_their_weight_averages_are_told_apart(tmp_path):

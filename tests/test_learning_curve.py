@@ -1,21 +1,15 @@
 """training/learning_curve.py: a run's curve merged from its session logs, and its last third."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from training_scripts import load_training_script
 
 HEADER = "step,loss,seconds_per_step,val_dice_tissues,val_dice_gm\n"
 
 
 def _tool():
-    path = Path(__file__).resolve().parents[1] / "training" / "learning_curve.py"
-    spec = importlib.util.spec_from_file_location("learning_curve", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_training_script("learning_curve.py")
 
 
 def _log(path: Path, rows: str) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
+from training_scripts import load_training_script
 
 from medzoo.assets import asset
 from medzoo.hub.card import render_model_card
@@ -267,13 +268,7 @@ def test_synthetic_only_checkpoints_say_so_in_their_first_line(name):
 
 
 def _script():
-    import importlib.util
-
-    path = ROOT / "training" / "evaluate_real_others.py"
-    spec = importlib.util.spec_from_file_location("evaluate_real_others", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_training_script("evaluate_real_others.py")
 
 
 def test_write_cards_updates_metadata_card_and_manifest_together(tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
+from training_scripts import load_training_script
 
 from medzoo.train.reference import head_mask, read_references, score_tissues, to_tissues
 
@@ -140,15 +141,7 @@ def test_the_head_of_a_defaced_scan_keeps_its_brain():
 
 
 def _brainbrowser_tool():
-    import importlib.util
-
-    path = (
-        Path(__file__).resolve().parents[1] / "training" / "references" / "brainbrowser_to_nifti.py"
-    )
-    spec = importlib.util.spec_from_file_location("brainbrowser_to_nifti", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_training_script("references/brainbrowser_to_nifti.py")
 
 
 def test_brainbrowser_volumes_keep_their_voxels_and_minc_geometry(tmp_path):
