@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         help="log every fitting step and the backend's start-up lines",
     )
     args = parser.parse_args(argv)
+    try:
+        fixed = sorted({int(i) for i in args.fixed_classes.split(",") if i.strip()})
+    except ValueError:
+        parser.error(f"--fixed-classes {args.fixed_classes!r}: give label ids like 0,2,4,7,8")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",
@@ -117,12 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = download(args.checkpoint, args.version)  # verified; loaded from there once
     model = medzoo.load(folder)
     base = read_metadata(folder)
-    class_to_tissue = to_tissues(np.arange(len(model.medzoo_spec.output.labels)))
     labels = len(model.medzoo_spec.output.labels)
-    try:
-        fixed = sorted({int(i) for i in args.fixed_classes.split(",") if i.strip()})
-    except ValueError:
-        parser.error(f"--fixed-classes {args.fixed_classes!r}: give label ids like 0,2,4,7,8")
+    class_to_tissue = to_tissues(np.arange(labels))
     if not fixed or not all(0 <= i < labels for i in fixed):
         parser.error(
             f"--fixed-classes {args.fixed_classes!r}: give at least one label id in 0-{labels - 1} "
